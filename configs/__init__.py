@@ -1,0 +1,1 @@
+"""Per-sim configs: every field documented and validated, with named presets."""

@@ -1,0 +1,84 @@
+"""Config of `mfld`: mean-field Langevin dynamics of a two-layer network (Nitanda et al., ICML 2025).
+
+    python run.py --sim=mfld --particles=4096          # the teacher task; about a minute on a 2-core CPU
+    python run.py --sim=mfld --preset=linear_oracle    # exact Gaussian oracle, every theory value closed-form
+    python run.py --sim=mfld --preset=tanh2d_oracle    # mu* by quadrature; 1/N propagation of chaos
+    python run.py --sim=mfld --preset=poc_circles      # the paper's Figure 1 (circles): error against N and M
+
+Symbols: N particles, M ensemble members, lambda temperature, lambda' L2 weight (r(x) = lambda' |x|^2), eta step size,
+n samples, d input dimension, R output scale (|h| <= R).
+"""
+
+from __future__ import annotations
+
+from dynamics.config import ConfigError, config, param
+
+MODELS = ("linear", "tanh2d", "tanh")
+LOSSES = ("squared", "logistic")
+DATASETS = ("teacher", "gaussian_linear", "four_point", "circles", "multi_index")
+
+
+@config
+class Config:
+    sim_name = "mfld"
+    particles: int = param(4096, "N, particles per network", units="count", low=1)
+    ensemble: int = param(2, "M, independent networks averaged into the ensemble predictor", units="count", low=1)
+    temperature: float = param(1e-2, "lambda, entropy weight (noise variance 2*lambda*eta per step)", units=">= 0",
+                               traced=True, low=0.0)
+    l2: float = param(1e-2, "lambda', L2 weight: r(x) = lambda' |x|^2", units=">= 0", traced=True, low=0.0)
+    lr: float = param(0.05, "eta, step size of noisy gradient descent", units="time per step", traced=True,
+                      low=0.0, low_inclusive=False)
+    steps: int = param(2000, "steps of noisy gradient descent", units="count", low=1)
+    record_every: int = param(20, "steps between recorded observables", units="count", low=1)
+    model: str = param("tanh", "neuron h(x, z): linear x.z; tanh2d R tanh(a) tanh(w z); "
+                       "tanh R tanh(x3) tanh(x1.z + x2) (the paper's)", choices=MODELS)
+    loss: str = param("squared", "l(a, y): squared (a - y)^2/2, or logistic log(1 + exp(-y a)) for labels +-1",
+                      choices=LOSSES)
+    dataset: str = param("teacher", "training data: teacher (tanh teacher network), gaussian_linear, "
+                         "four_point (the tanh2d oracle's), circles (two noisy circles), multi_index",
+                         choices=DATASETS)
+    samples: int = param(256, "n, training samples", units="count", low=1)
+    test_samples: int = param(1024, "test samples, drawn like the training data", units="count", low=1)
+    dim: int = param(8, "d, input dimension", units="count", low=1)
+    teacher_width: int = param(4, "neurons of the teacher network (dataset=teacher)", units="count", low=1)
+    output_scale: float = param(2.0, "R, output scale of the tanh neurons (|h| <= R)", units="> 0", traced=True,
+                                low=0.0, low_inclusive=False)
+    noise: float = param(0.1, "label noise std (teacher, gaussian_linear); radial noise std (circles)",
+                         units=">= 0", traced=True, low=0.0)
+    init_scale: float = param(1.0, "std of the initial particles, x ~ N(0, init_scale^2 I)", units=">= 0",
+                              traced=True, low=0.0)
+    data_seed: int = param(0, "seed of the training and test data (shared by all seeds of a sweep)", units="int",
+                           traced=True, low=0)
+
+    def check(self) -> None:
+        """Cross-field validation: raises ConfigError naming the offending parameter."""
+        if self.steps % self.record_every:
+            raise ConfigError(f"--record_every={self.record_every}: must divide --steps={self.steps}")
+        if self.model == "tanh2d" and self.dim != 1:
+            raise ConfigError(f"--dim={self.dim}: model=tanh2d has scalar inputs; must be 1")
+        if self.dataset == "four_point" and (self.dim, self.samples) != (1, 4):
+            bad = ("dim", self.dim) if self.dim != 1 else ("samples", self.samples)
+            raise ConfigError(f"--{bad[0]}={bad[1]}: dataset=four_point has 4 scalar samples; "
+                              "must be dim=1, samples=4")
+        if self.dataset == "circles" and self.dim != 2:
+            raise ConfigError(f"--dim={self.dim}: dataset=circles is planar; must be 2")
+        if self.loss == "logistic" and self.dataset != "circles":
+            raise ConfigError(f"--loss=logistic: needs labels +-1; allowed with dataset=circles only, "
+                              f"not {self.dataset}")
+
+
+PRESETS = {
+    # Exact oracle 1 of the theory note: Gaussian data, d=2, n=5, everything closed-form.
+    "linear_oracle": dict(model="linear", ensemble=1, dataset="gaussian_linear", dim=2, samples=5, temperature=0.1, l2=0.5,
+                          lr=0.01, particles=32, steps=3000, record_every=50),
+    # Exact oracle 2: mu* by Newton on the dual over a quadrature grid.
+    "tanh2d_oracle": dict(model="tanh2d", ensemble=1, dataset="four_point", dim=1, samples=4, output_scale=2.0,
+                          temperature=0.1, l2=0.1, lr=0.02, particles=16, steps=4000, record_every=50),
+    # The paper's Figure 1, circles task, shrunk to run in minutes on a CPU; sweep N and M with
+    #   python run.py --sim=mfld --preset=poc_circles --sweep=particles=50,100,200,400 --sweep=ensemble=1,2,5,10
+    "poc_circles": dict(model="tanh", ensemble=1, dataset="circles", loss="logistic", dim=2, samples=200, output_scale=10.0,
+                        noise=0.1, lr=0.1, l2=0.1, temperature=0.01, particles=100, steps=2000, record_every=20),
+    # The paper's multi-index regression (n=500, d=100), MSE.
+    "poc_multi_index": dict(model="tanh", ensemble=1, dataset="multi_index", dim=100, samples=500, output_scale=10.0, lr=0.01,
+                            l2=0.1, temperature=0.01, particles=100, steps=1000, record_every=20),
+}

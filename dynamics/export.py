@@ -1,0 +1,105 @@
+"""Export: sweep groups to one labelled `xarray.Dataset`, and atomic writes of netCDF, JSON and figures.
+
+Every file is written to a temporary name in its directory and renamed into place, so an interrupted run never
+leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import tempfile
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import xarray as xr
+
+from dynamics.sweep import Group, Spec
+
+__all__ = ["to_dataset", "atomic_path", "write_netcdf", "write_json", "write_figure", "environment"]
+
+
+def _group_dataset(spec: Spec, group: Group, every: int) -> xr.Dataset:
+    lead = tuple(group.traced) + ("seed",)
+    coords: dict[str, Any] = {name: list(values) for name, values in group.traced.items()}
+    coords["seed"] = list(group.seeds)
+    data_vars = {}
+    for name, value in group.outputs.items():
+        dims = lead + (("step",) if name in group.record_names else ()) + tuple(spec.dims.get(name, ()))
+        if value.ndim != len(dims):
+            raise ValueError(f"output {name!r} has shape {value.shape} but dims {dims}")
+        if name in spec.seedless:
+            value, dims = np.take(value, 0, axis=len(lead) - 1), tuple(d for d in dims if d != "seed")
+        data_vars[name] = (dims, value)
+    ds = xr.Dataset(data_vars, coords=coords)
+    if "step" in ds.dims:
+        ds = ds.assign_coords(step=np.arange(ds.sizes["step"]) * every)
+    # Every other axis gets an integer index, so groups of different sizes (e.g. particle counts) align.
+    ds = ds.assign_coords({d: np.arange(ds.sizes[d]) for d in ds.dims if d not in ds.coords})
+    return ds.expand_dims({k: [v] for k, v in group.static.items()})
+
+
+def to_dataset(spec: Spec, groups: Sequence[Group], grid_order: Sequence[str], every: int,
+               attrs: dict[str, Any]) -> xr.Dataset:
+    """One Dataset: a dimension per swept parameter in `grid_order`, then `seed`, then each output's own axes.
+
+    Groups whose axes differ in size are aligned by outer join (the shorter padded with NaN).
+    """
+    parts = [_group_dataset(spec, g, every) for g in groups]
+    # Groups cover disjoint static coordinates: merging fills each one's cells (outer join pads other axes).
+    ds = parts[0] if len(parts) == 1 else xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
+    ds = ds.transpose(*grid_order, "seed", ..., missing_dims="ignore")
+    ds.attrs.update({k: _attr(v) for k, v in attrs.items()})
+    return ds
+
+
+def _attr(value):
+    """netCDF attributes are numbers or strings: bools become 0/1, containers JSON."""
+    if isinstance(value, bool):
+        return int(value)
+    return value if isinstance(value, (int, float, str)) else json.dumps(value, default=str)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str) -> Iterator[str]:
+    """Yields a temporary path beside `path`; renames it to `path` only if the block finishes."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def write_netcdf(ds: xr.Dataset, path: str) -> None:
+    with atomic_path(path) as tmp:
+        ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def write_json(obj: Any, path: str) -> None:
+    with atomic_path(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=2, default=str)
+        f.write("\n")
+
+
+def write_figure(fig, path: str) -> None:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", format=os.path.splitext(path)[1][1:])
+
+
+def environment() -> dict[str, Any]:
+    """Versions and devices, for a result's attrs."""
+    import jax
+    import jaxlib
+    import flax
+    import optax
+    return dict(python=platform.python_version(), jax=jax.__version__, jaxlib=jaxlib.__version__,
+                flax=flax.__version__, optax=optax.__version__, numpy=np.__version__, xarray=xr.__version__,
+                platform=platform.platform(), devices=[str(d) for d in jax.devices()],
+                process_count=jax.process_count(), x64=bool(jax.config.jax_enable_x64))

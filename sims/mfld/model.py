@@ -1,0 +1,71 @@
+"""The mean-field two-layer network of `mfld`: neurons h(x, z), losses l(a, y) and the first-variation gradient.
+
+Mean-field network over particles x^1..x^N (the empirical measure rho):
+    f_rho(z) = (1/N) sum_i h(x^i, z).
+Objective F(mu) = F0(mu) + E_mu r,  F0(mu) = (1/n) sum_j l(f_mu(z_j), y_j),  r(x) = lambda' |x|^2.
+The particle drift is the gradient of the first variation dF0/dmu(rho)(x) = (1/n) sum_j d1l(f_rho(z_j), y_j) h(x, z_j),
+evaluated at each particle. Differentiating the averaged loss instead would give (1/N) of it (a known pitfall).
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+__all__ = ["param_dim", "neurons", "predict", "loss_value", "loss_slope", "loss_smoothness", "first_variation_grad",
+           "init_particles"]
+
+
+def param_dim(config) -> int:
+    """p, the dimension of one particle x."""
+    return {"linear": config.dim, "tanh2d": 2, "tanh": config.dim + 2}[config.model]
+
+
+def neurons(config, x_NP: jax.Array, z_nD: jax.Array) -> jax.Array:
+    """h(x^i, z_j) for particles x (N, p) and inputs z (n, d): shape (N, n)."""
+    if config.model == "linear":
+        return x_NP @ z_nD.T
+    if config.model == "tanh2d":
+        return config.output_scale * jnp.tanh(x_NP[:, :1]) * jnp.tanh(x_NP[:, 1:2] * z_nD[:, 0])
+    d = config.dim
+    return config.output_scale * jnp.tanh(x_NP[:, d + 1:d + 2]) * jnp.tanh(x_NP[:, :d] @ z_nD.T + x_NP[:, d:d + 1])
+
+
+def predict(config, x_MNP: jax.Array, z_nD: jax.Array) -> jax.Array:
+    """f_rho(z_j) of each of the M networks: (M, n)."""
+    return jax.vmap(lambda x: jnp.mean(neurons(config, x, z_nD), axis=0))(x_MNP)
+
+
+def loss_value(config, f, y):
+    """l(f, y) elementwise."""
+    if config.loss == "squared":
+        return 0.5 * (f - y) ** 2
+    return jax.nn.softplus(-y * f)
+
+
+def loss_slope(config, f, y):
+    """d1l(f, y) = dl/df elementwise."""
+    if config.loss == "squared":
+        return f - y
+    return -y * jax.nn.sigmoid(-y * f)
+
+
+def loss_smoothness(config) -> float:
+    """L_l, the Lipschitz constant of d1l: 1 for squared, 1/4 for logistic."""
+    return 1.0 if config.loss == "squared" else 0.25
+
+
+def first_variation_grad(config, x_NP: jax.Array, z_nD: jax.Array, y_n: jax.Array) -> jax.Array:
+    """grad_x dF0/dmu(rho)(x^i) for every particle: (N, p). The regularizer's gradient is added by the optimizer.
+
+    One forward pass: the neurons' values give f_rho, and their pullback of d1l/n gives every particle's gradient.
+    """
+    h_Nn, pullback = jax.vjp(lambda x: neurons(config, x, z_nD), x_NP)
+    slope_n = loss_slope(config, jnp.mean(h_Nn, axis=0), y_n) / z_nD.shape[0]
+    return pullback(jnp.broadcast_to(slope_n, h_Nn.shape))[0]
+
+
+def init_particles(config, key) -> jax.Array:
+    """x ~ N(0, init_scale^2 I): (M, N, p)."""
+    shape = (config.ensemble, config.particles, param_dim(config))
+    return config.init_scale * jax.random.normal(key, shape, jnp.result_type(float))

@@ -1,0 +1,154 @@
+"""`mfld` simulation beside theory: the comparison rows, the figure, and the N-ladder of the command-line run."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import xarray as xr
+
+from dynamics.report import Row, loglog_slope, points, stationary
+
+__all__ = ["compare", "figure", "scaling_grid"]
+
+# Stationary quantities with an exact discrete-time prediction (linear oracle). For other models only bounds and
+# scaling laws are theorems: E F0(rho) - F0(mu*) need not be >= 0, and E F(rho) = F(mu*) holds only for linear.
+_EXACT = (("loss", "E F0(f_ens)"), ("objective", "E F(rho)"), ("model_error", "E |f_ens - f*|^2"),
+          ("particle_variance", "fluctuation variance"))
+
+
+def scaling_grid(config) -> dict:
+    """The particle ladder N/8, N/4, N/2, N that the command-line run adds, so its figure shows the 1/N law."""
+    ladder = sorted({max(1, config.particles // k) for k in (8, 4, 2, 1)})
+    return {"particles": ladder} if len(ladder) >= 3 else {}
+
+
+def _grid(ds: xr.Dataset) -> list[str]:
+    return list(json.loads(ds.attrs.get("grid", "{}")))
+
+
+def _scalar(da: xr.DataArray) -> float:
+    return float(np.asarray(da).ravel()[0]) if da.size else math.nan
+
+
+def _point_rows(ds: xr.Dataset, label: str) -> list[Row]:
+    rows = []
+    linear = not math.isnan(_scalar(ds.theory_particle_variance))
+    for name, meaning in _EXACT if linear else ():
+        mean, se = stationary(ds[name])
+        rows.append(Row(name, label, mean, _scalar(ds[f"theory_{name}"]), "=", 3 * se,
+                        f"exact stationary {meaning}, discrete time"))
+    bound = _scalar(ds.bound_model_error)
+    for name in ("model_error", "ensemble_variance"):
+        if math.isfinite(bound) and not np.all(np.isnan(ds[name].values)):
+            mean, se = stationary(ds[name])
+            rows.append(Row(name, label, mean, bound, "<=", 3 * se, "Theorem 1 via Lemma 1: 2B/N"))
+    if not math.isnan(_scalar(ds.theory_dual)):
+        tail = ds.dual.isel(step=slice(ds.sizes["step"] // 2, None))
+        rows.append(Row("max dual D(g_rho)", label, float(tail.max()), _scalar(ds.theory_dual), "<=", 0.0,
+                        "weak duality: D(g) <= L(mu*)"))
+    if linear:
+        rows.append(_rate_row(ds, label))
+    if not rows:
+        mean, se = stationary(ds.loss)
+        rows.append(Row("loss", label, mean, math.nan, "=", 3 * se, "no closed form for this model"))
+    return rows
+
+
+def _rate_row(ds: xr.Dataset, label: str) -> Row:
+    """Fitted exponential rate of the fluctuation variance's relaxation against 2 alpha lambda (Theorem 1)."""
+    theory = _scalar(ds.theory_relaxation_rate)
+    v = ds.particle_variance.mean([d for d in ds.particle_variance.dims if d != "step"]).values
+    excess = np.abs(v - _scalar(ds.theory_particle_variance))
+    _, se = stationary(ds.particle_variance)
+    cfg = json.loads(ds.attrs["config"])
+    # Fit only where the transient stands 20 standard errors above the stationary noise.
+    use = np.flatnonzero(excess > 20 * max(se, 1e-300))
+    use = use[: np.argmax(np.diff(use) > 1) + 1] if use.size > 1 and np.any(np.diff(use) > 1) else use
+    if use.size < 3:
+        return Row("relaxation rate", label, math.nan, theory, "=", 0.0, "Theorem 1: 2 alpha lambda")
+    t = ds.step.values[use] * cfg["lr"]
+    slope, intercept = np.polyfit(t, np.log(excess[use]), 1)
+    resid = np.log(excess[use]) - (slope * t + intercept)
+    se_rate = math.sqrt(np.sum(resid ** 2) / max(use.size - 2, 1) / np.sum((t - t.mean()) ** 2))
+    return Row("relaxation rate", label, -slope, theory, "=", 3 * se_rate + 0.05 * theory,
+               "Theorem 1: 2 alpha lambda, alpha = 2 lambda'/lambda")
+
+
+def _scaling_rows(ds: xr.Dataset, grid: list[str]) -> list[Row]:
+    """The 1/N law: slopes of log error against log N at each point of the other swept parameters."""
+    if "particles" not in grid or ds.sizes["particles"] < 3:
+        return []
+    rows = []
+    others = [g for g in grid if g != "particles"]
+    for label, sel in points(ds, others):
+        sub = ds.sel(sel)
+        n = sub.particles.values
+        excess = sub.loss - sub.theory_loss  # the mean-field limit's excess: 1/N by Lemma 1 and Theorem 1
+        for name, series in (("model_error", sub.model_error), ("ensemble_variance", sub.ensemble_variance),
+                             ("excess loss", excess)):
+            if np.all(np.isnan(series.values)):
+                continue
+            y = [stationary(series.sel(particles=k))[0] for k in n]
+            slope, se = loglog_slope(n, y)
+            rows.append(Row(f"slope of {name} in N", label or "all", slope, -1.0, "=",
+                            3 * se if math.isfinite(se) else 0.15, "propagation of chaos: error ~ 1/N"))
+    return rows
+
+
+def compare(ds: xr.Dataset) -> list[Row]:
+    """Every comparison of simulation with theory that this run's model and data allow."""
+    grid = _grid(ds)
+    rows = []
+    for label, sel in points(ds, grid):
+        rows.extend(_point_rows(ds.sel(sel), label or "-"))
+    return rows + _scaling_rows(ds, grid)
+
+
+def figure(ds: xr.Dataset):
+    """Left: training loss against step with its theory value. Right (when N is swept): stationary error
+    against N with the theory lines; else the dual bound against L(mu*)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    grid = _grid(ds)
+    fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(11, 4))
+    flat = ds.stack(point=grid) if grid else ds.expand_dims(point=[0])
+    for i in range(flat.sizes["point"]):
+        p = flat.isel(point=i)
+        label = " ".join(f"{g}={p[g].values}" for g in grid)
+        line, = ax_t.plot(p.step, p.loss.mean([d for d in p.loss.dims if d != "step"]), label=label or "loss")
+        if np.isfinite(_scalar(p.theory_loss)):
+            ax_t.axhline(_scalar(p.theory_loss), color=line.get_color(), ls="--", lw=0.8)
+    ax_t.set(xlabel="step", ylabel="training loss F0 (dashed: theory)", yscale="log")
+    ax_t.legend(fontsize=7)
+    if "particles" in grid and ds.sizes["particles"] >= 2:
+        n = ds.particles.values
+        for name in ("model_error", "ensemble_variance"):
+            if np.all(np.isnan(ds[name].values)):
+                continue
+            y = [stationary(ds[name].sel(particles=k))[0] for k in n]
+            ax_n.loglog(n, y, "o-", label=f"{name} (simulated)")
+            theory = f"theory_{name}"
+            if theory in ds and np.isfinite(ds[theory]).any():
+                ax_n.loglog(n, [_scalar(ds[theory].sel(particles=k)) for k in n], "k--", label=f"{name} (exact)")
+            ax_n.loglog(n, y[-1] * n[-1] / n, ":", color="gray", label="1/N")
+        if np.isfinite(ds.bound_model_error).any():
+            ax_n.loglog(n, [_scalar(ds.bound_model_error.sel(particles=k)) for k in n], "r-", lw=0.8,
+                        label="bound 2B/N (Theorem 1)")
+        ax_n.set(xlabel="particles N", ylabel="stationary error")
+        ax_n.legend(fontsize=7)
+    elif np.isfinite(_scalar(ds.theory_dual)):
+        d = flat.dual.isel(point=0)
+        ax_n.plot(flat.step, d.mean([x for x in d.dims if x != "step"]), label="dual D(g_rho)")
+        ax_n.axhline(_scalar(flat.theory_dual.isel(point=0)), color="k", ls="--", label="L(mu*)")
+        ax_n.set(xlabel="step", ylabel="free energy")
+        ax_n.legend(fontsize=7)
+    else:
+        ax_n.axis("off")
+    fig.suptitle(f"mfld: {json.loads(ds.attrs['config'])['model']} neuron, "
+                 f"{json.loads(ds.attrs['config'])['dataset']} data")
+    fig.tight_layout()
+    return fig

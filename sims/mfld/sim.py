@@ -1,0 +1,129 @@
+"""`mfld` dynamics: M independent systems of N particles under noisy gradient descent (the paper's eq. 3), the
+observables recorded along the way, and the theory carried beside them.
+
+    x^i <- x^i - eta [ (1/n) sum_j d1l(f_rho(z_j), y_j) grad_x h(x^i, z_j) + 2 lambda' x^i ] + sqrt(2 lambda eta) xi^i
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from configs.mfld import Config
+from dynamics import langevin, sweep, trajectory
+from sims.mfld import data as data_lib
+from sims.mfld import model, theory
+
+__all__ = ["State", "SIMULATION", "SPEC", "simulate"]
+
+
+class State(NamedTuple):
+    """data: the training and test data; particles: the ParticleState of (M, N, p) particles;
+    theory: the config's closed-form theory (`_oracle`), computed once at init and constant along the run."""
+    data: data_lib.Data
+    particles: langevin.ParticleState
+    theory: dict
+
+
+def _dynamics(config: Config, data: data_lib.Data):
+    grad = jax.vmap(lambda x: model.first_variation_grad(config, x, data.z_train, data.y_train))
+    return langevin.particle_dynamics(grad, langevin.noisy_gd(config.lr, config.temperature, config.l2))
+
+
+def _oracle(config: Config, data: data_lib.Data) -> dict[str, Any]:
+    """The config's closed-form theory: a dict of theory_* values (NaN where no oracle applies)."""
+    nan = jnp.full((), jnp.nan, jnp.result_type(float))
+    out = {name: nan for name in ("theory_loss", "theory_objective", "theory_model_error",
+                                  "theory_particle_variance", "theory_dual", "theory_relaxation_rate",
+                                  "theory_free_energy_gap")}
+    out["theory_f_star"] = jnp.full_like(data.y_train, jnp.nan)
+    out["theory_mean"] = jnp.full((model.param_dim(config),), jnp.nan, nan.dtype)
+    out["theory_mean_cov"] = jnp.full((model.param_dim(config),) * 2, jnp.nan, nan.dtype)
+    squared = config.loss == "squared"
+    if config.model == "linear" and squared:
+        o = theory.linear_oracle(config, data.z_train, data.y_train)
+        out.update(theory_loss=o.loss, theory_objective=o.objective, theory_model_error=o.model_error,
+                   theory_particle_variance=o.particle_variance, theory_dual=o.free_energy,
+                   theory_relaxation_rate=o.relaxation_rate, theory_free_energy_gap=o.free_energy_gap,
+                   theory_f_star=o.f_star, theory_mean=o.mean, theory_mean_cov=o.mean_cov)
+    elif config.model == "tanh2d" and squared:
+        o = theory.quadrature_optimum(config, data.z_train, data.y_train)
+        out.update(theory_loss=o.loss, theory_objective=o.objective, theory_dual=o.free_energy,
+                   theory_f_star=o.f_star)
+    out["bound_model_error"] = jnp.asarray(2 * theory.chaos_constant(config) / config.particles, nan.dtype)
+    return out
+
+
+def init(config: Config, key) -> State:
+    data = data_lib.make_data(config)
+    init_fn, _ = _dynamics(config, data)
+    return State(data, init_fn(model.init_particles(config, key)), _oracle(config, data))
+
+
+def step(config: Config, state: State, key) -> State:
+    _, step_fn = _dynamics(config, state.data)
+    return state._replace(particles=step_fn(state.particles, key))
+
+
+def _dual(config: Config, g_n, data: data_lib.Data):
+    if config.loss != "squared" or config.model == "tanh":
+        return jnp.full((), jnp.nan, g_n.dtype)
+    dual = theory.dual_linear if config.model == "linear" else theory.dual_quadrature
+    return dual(config, g_n, data.z_train, data.y_train)
+
+
+def record(config: Config, state: State) -> dict[str, jax.Array]:
+    """Observables of the ensemble predictor f_ens = (1/M) sum_m f_{rho_m} (the mixture of the M systems).
+
+    loss: F0(f_ens) on the training data. objective: F = F0 + E r over all M N particles. model_error:
+    mean_j (f_ens(z_j) - f*(z_j))^2 where f* is known. dual: D(g) at g_j = d1l(f_ens(z_j), y_j), a lower bound on
+    L(mu*). test_loss: F0 on the test data. ensemble_variance: mean_j of the unbiased variance of f_{rho_m}(z_j) across
+    the M systems (NaN for M = 1). particle_mean: (M, p) each system's mean particle. particle_variance: (M,) each
+    system's per-coordinate variance of the particles about that mean.
+    """
+    x = state.particles.params
+    d = state.data
+    f_Mn = model.predict(config, x, d.z_train)
+    f_ens = jnp.mean(f_Mn, axis=0)
+    loss = jnp.mean(model.loss_value(config, f_ens, d.y_train))
+    test_loss = jnp.mean(model.loss_value(config, jnp.mean(model.predict(config, x, d.z_test), axis=0), d.y_test))
+    mean_MP = jnp.mean(x, axis=1)
+    M = config.ensemble
+    spread = jnp.mean(jnp.sum((f_Mn - f_ens) ** 2, axis=0) / (M - 1)) if M > 1 else jnp.full((), jnp.nan, x.dtype)
+    return dict(loss=loss,
+                objective=loss + config.l2 * jnp.mean(jnp.sum(x ** 2, axis=-1)),
+                model_error=jnp.mean((f_ens - state.theory["theory_f_star"]) ** 2),
+                dual=_dual(config, model.loss_slope(config, f_ens, d.y_train), d),
+                test_loss=test_loss,
+                ensemble_variance=spread,
+                particle_mean=mean_MP,
+                particle_variance=jnp.mean((x - mean_MP[:, None, :]) ** 2, axis=(1, 2)))
+
+
+def final(config: Config, state: State) -> dict[str, jax.Array]:
+    d = state.data
+    return dict(final_particles=state.particles.params, z_train=d.z_train, y_train=d.y_train, z_test=d.z_test,
+                y_test=d.y_test, **state.theory)
+
+
+SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.particles)
+
+SPEC = sweep.Spec(
+    name="mfld",
+    config_cls=Config,
+    simulation=SIMULATION,
+    dims=dict(final_particles=("system", "particle", "coordinate"), z_train=("sample", "feature"), y_train=("sample",),
+              z_test=("test_sample", "feature"), y_test=("test_sample",), theory_f_star=("sample",),
+              theory_mean=("coordinate",), theory_mean_cov=("coordinate", "coordinate_"), particle_mean=("system", "coordinate"), particle_variance=("system",)),
+    seedless=frozenset({"z_train", "y_train", "z_test", "y_test", "theory_loss", "theory_objective",
+                        "theory_model_error", "theory_particle_variance", "theory_dual", "theory_relaxation_rate",
+                        "theory_free_energy_gap", "theory_f_star", "theory_mean", "theory_mean_cov",
+                        "bound_model_error"}),
+)
+
+
+def simulate(config: Config, key) -> dict[str, jax.Array]:
+    """One whole run as a pure function that `jax.jit` and `jax.vmap` take: final outputs and stacked records."""
+    return trajectory.simulate(SIMULATION, config, key, steps=config.steps, record_every=config.record_every)
