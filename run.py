@@ -30,17 +30,16 @@ flags.DEFINE_bool("x64", False, "float64 everywhere (set before any JAX computat
 flags.DEFINE_bool("quiet", False, "no progress lines")
 flags.DEFINE_bool("scaling", True, "without --sweep, also run the simulator's scaling ladder "
                   "(mfld: particles N/8, N/4, N/2) so the figure shows the 1/N law")
+_ENGINE_FLAGS = ("sim", "preset", "sweep", "seeds", "seed", "out", "x64", "quiet", "scaling")
 
-_FIELD_FLAGS: dict[str, list[str]] = {}
+_OWNERS: dict[str, list[str]] = {}  # config field -> the sims that have it
+_HELP: dict[str, list[str]] = {}
 for _name in sims.NAMES:
-    _module = sims.load(_name)
-    for _field, _default, _units, _allowed, _doc in config_lib.describe(_module.Config):
-        if _field not in _FIELD_FLAGS:
-            flags.DEFINE_string(_field, None, "")
-            _FIELD_FLAGS[_field] = []
-        _FIELD_FLAGS[_field].append(_name)
-        FLAGS[_field].help += (f"{'; ' if FLAGS[_field].help else ''}[{_name}] {_doc} "
-                               f"({_units}; {_allowed}; default {_default})")
+    for _field, _default, _units, _allowed, _doc in config_lib.describe(sims.load(_name).Config):
+        _OWNERS.setdefault(_field, []).append(_name)
+        _HELP.setdefault(_field, []).append(f"[{_name}] {_doc} ({_units}; {_allowed}; default {_default})")
+for _field, _lines in _HELP.items():
+    flags.DEFINE_string(_field, None, "; ".join(_lines))
 
 
 def _fail(message: str) -> None:
@@ -48,21 +47,48 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _usage() -> str:
+    lines = [__doc__.strip(), "", "Engine flags:"]
+    lines += [f"  --{n}: {FLAGS[n].help} (default {FLAGS[n].default})" for n in _ENGINE_FLAGS]
+    for name in sims.NAMES:
+        module = sims.load(name)
+        lines += ["", f"Parameters of --sim={name} (presets: {', '.join(module.PRESETS)}):"]
+        for field, default, units, allowed, doc in config_lib.describe(module.Config):
+            lines.append(f"  --{field}={default}  {doc}  [{units}; {allowed}]")
+    return "\n".join(lines)
+
+
+def _chosen_sim(argv) -> str:
+    for arg in argv:
+        if arg.startswith("--sim="):
+            return arg.split("=", 1)[1]
+    return FLAGS["sim"].default
+
+
 def _parse_flags(argv):
+    if any(a in ("-h", "-?", "--help", "--helpshort", "--helpfull") for a in argv[1:]):
+        print(_usage())
+        sys.exit(0)
     try:
         return FLAGS(argv)
+    except flags.UnrecognizedFlagError as e:
+        given = next((a for a in argv[1:] if a.lstrip("-").split("=", 1)[0] == e.flagname), f"--{e.flagname}")
+        sim = _chosen_sim(argv)
+        allowed = sorted({*(f for f, owners in _OWNERS.items() if sim in owners), *_ENGINE_FLAGS})
+        _fail(f"{given}: not a parameter of {sim!r}; allowed: {', '.join(allowed)}")
     except flags.Error as e:
         _fail(str(e).splitlines()[0])
 
 
 def _parse_sweep(module, entries) -> dict:
     grid = {}
+    names = sorted(f.name for f in config_lib.fields(module.Config))
     for entry in entries:
         name, sep, values = entry.partition("=")
         if not sep or not name:
             _fail(f"--sweep={entry}: must be PARAM=v1,v2,...")
-        if name not in {f.name for f in config_lib.fields(module.Config)}:
-            _fail(f"--sweep={entry}: {name!r} is not a parameter of {FLAGS.sim!r}")
+        if name not in names:
+            _fail(f"--sweep={entry}: {name!r} is not a parameter of {FLAGS.sim!r}; allowed: {', '.join(names)}")
         grid[name] = [config_lib.coerce(module.Config, name, v) for v in values.split(",") if v != ""]
     return grid
 
@@ -77,10 +103,11 @@ def main(argv):
     try:
         module = sims.load(FLAGS.sim)
         params = {}
-        for field, owners in _FIELD_FLAGS.items():
-            if FLAGS[field].present or FLAGS[field].value is not None:
+        for field, owners in _OWNERS.items():
+            if FLAGS[field].value is not None:
                 if FLAGS.sim not in owners:
-                    _fail(f"--{field}: not a parameter of {FLAGS.sim!r} (it belongs to {', '.join(owners)})")
+                    _fail(f"--{field}={FLAGS[field].value}: not a parameter of {FLAGS.sim!r} "
+                          f"(it belongs to {', '.join(owners)})")
                 params[field] = FLAGS[field].value
         if FLAGS.seeds < 1:
             _fail(f"--seeds={FLAGS.seeds}: must be an integer >= 1")
@@ -88,29 +115,27 @@ def main(argv):
         grid = _parse_sweep(module, FLAGS.sweep)
         if not grid and FLAGS.scaling:
             grid = module.report.scaling_grid(config)
-        print(f"{FLAGS.sim}: {len(jax.devices())} {jax.default_backend()} device(s), jax {jax.__version__}, "
-              f"{'float64' if FLAGS.x64 else 'float32'}; sweep {grid or 'none'}, {FLAGS.seeds} seed(s)",
-              file=sys.stderr)
-        ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet,
-                        **params)
+        sims.check(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, **params)
     except config_lib.ConfigError as e:
         _fail(str(e))
-    out = FLAGS.out or os.path.join("runs", f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    rows = module.report.compare(ds)
+    print(f"{FLAGS.sim}: {len(jax.devices())} {jax.default_backend()} device(s), jax {jax.__version__}, "
+          f"{'float64' if FLAGS.x64 else 'float32'}; sweep {grid or 'none'}, {FLAGS.seeds} seed(s)", file=sys.stderr)
+    ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet, **params)
     from dynamics import export, report
-    print(report.format_table(rows))
+    out = FLAGS.out or os.path.join("runs", f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
+    print(report.format_table(module.report.compare(ds)))
     if jax.process_index() == 0:
         export.write_netcdf(ds, os.path.join(out, "results.nc"))
-        export.write_json({k: ds.attrs[k] for k in ds.attrs}, os.path.join(out, "config.json"))
+        export.write_json(export.decoded_attrs(ds), os.path.join(out, "config.json"))
         export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
     print(f"wrote {out}/results.nc, config.json, {FLAGS.sim}.png  (compile {ds.attrs['compile_seconds']:.1f}s, "
           f"run {ds.attrs['run_seconds']:.1f}s)")
     diverged = ds.nonfinite_step.where(ds.nonfinite_step >= 0)
     if diverged.notnull().any():
-        first = diverged.min().item()
+        first = int(diverged.min())
         where = ds.nonfinite_step.where(ds.nonfinite_step == first, drop=True)
         at = " ".join(f"{d}={where[d].values[0]}" for d in where.dims)
-        print(f"error: diverged: NaN or inf at step {int(first)} ({at}); the records before it are in "
+        print(f"error: diverged: NaN or inf at step {first} ({at}); the records before it are in "
               f"{out}/results.nc", file=sys.stderr)
         sys.exit(1)
 

@@ -104,10 +104,13 @@ def coerce(cls, name: str, value: Any) -> Any:
             if isinstance(value, float) and not value.is_integer():
                 raise ValueError
             if isinstance(value, str):
-                as_float = float(value)
-                if not as_float.is_integer():
-                    raise ValueError
-                return int(as_float)
+                try:
+                    return int(value)
+                except ValueError:  # "1e3" is an integer too, when it is one exactly
+                    as_float = float(value)
+                    if not as_float.is_integer() or abs(as_float) > 2 ** 53:
+                        raise
+                    return int(as_float)
             return int(value)
         if typ is float:
             return float(value)
@@ -147,7 +150,7 @@ def build(cls, **params):
     names = {f.name for f in dataclasses.fields(cls)}
     for name in params:
         if name not in names:
-            raise ConfigError(f"--{name}: not a parameter of {cls.sim_name!r}; "
+            raise ConfigError(f"--{name}: not a parameter of {getattr(cls, 'sim_name', cls.__name__)!r}; "
                               f"allowed: {', '.join(sorted(names))}")
     cfg = cls(**{k: coerce(cls, k, v) for k, v in params.items()})
     validate(cfg)

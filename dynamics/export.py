@@ -18,7 +18,8 @@ import xarray as xr
 
 from dynamics.sweep import Group, Spec
 
-__all__ = ["to_dataset", "atomic_path", "write_netcdf", "write_json", "write_figure", "environment"]
+__all__ = ["to_dataset", "atomic_path", "write_netcdf", "decoded_attrs", "write_json", "write_figure",
+           "environment"]
 
 
 def _group_dataset(spec: Spec, group: Group, every: int) -> xr.Dataset:
@@ -50,6 +51,9 @@ def to_dataset(spec: Spec, groups: Sequence[Group], grid_order: Sequence[str], e
     parts = [_group_dataset(spec, g, every) for g in groups]
     # Groups cover disjoint static coordinates: merging fills each one's cells (outer join pads other axes).
     ds = parts[0] if len(parts) == 1 else xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
+    # Alignment passes integers through float NaN; every cell is filled again, so their dtype comes back.
+    ds = ds.assign({k: ds[k].astype(v.dtype) for k, v in parts[0].data_vars.items()
+                    if v.dtype.kind in "iu" and ds[k].dtype != v.dtype and not ds[k].isnull().any()})
     ds = ds.transpose(*grid_order, "seed", ..., missing_dims="ignore")
     ds.attrs.update({k: _attr(v) for k, v in attrs.items()})
     return ds
@@ -78,8 +82,21 @@ def atomic_path(path: str) -> Iterator[str]:
 
 
 def write_netcdf(ds: xr.Dataset, path: str) -> None:
+    ds = ds.copy()
+    ds.attrs = {k: _attr(v) for k, v in ds.attrs.items()}
     with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="h5netcdf")
+
+
+def decoded_attrs(ds: xr.Dataset) -> dict[str, Any]:
+    """A Dataset's attrs with the JSON-encoded containers decoded again (for config.json)."""
+    out = {}
+    for k, v in ds.attrs.items():
+        try:
+            out[k] = json.loads(v) if isinstance(v, str) and v[:1] in "[{" else v
+        except json.JSONDecodeError:
+            out[k] = v
+    return out
 
 
 def write_json(obj: Any, path: str) -> None:

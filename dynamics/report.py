@@ -46,7 +46,8 @@ def format_table(rows: Sequence[Row]) -> str:
     body = []
     for r in rows:
         rel = abs(r.simulated - r.theory) / abs(r.theory) if math.isfinite(r.theory) and r.theory else math.nan
-        sim = _num(r.simulated) + (f" ± {r.tolerance:.2g}" if r.tolerance and r.relation == "=" else "")
+        shown = r.tolerance and math.isfinite(r.tolerance) and r.relation == "="
+        sim = _num(r.simulated) + (f" ± {r.tolerance:.2g}" if shown else "")
         body.append((r.quantity, r.where, sim, r.relation, _num(r.theory), _num(rel), verdict(r), r.source))
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     fmt = lambda line: "  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()

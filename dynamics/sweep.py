@@ -27,7 +27,7 @@ from dynamics import compile as compile_lib
 from dynamics import config as config_lib
 from dynamics import trajectory
 
-__all__ = ["Spec", "Group", "run_groups", "members_config", "chunk_records"]
+__all__ = ["Spec", "Group", "plan", "run_groups", "members_config", "chunk_records"]
 
 
 class Spec(NamedTuple):
@@ -82,18 +82,18 @@ def chunk_records(total: int, target_chunks: int = 20) -> int:
     return best if best * 200 >= total else total
 
 
+def _sharding(devices) -> NamedSharding:
+    """The member axis split over a one-axis `sweep` mesh of `devices`."""
+    return NamedSharding(jax.sharding.Mesh(np.asarray(devices), ("sweep",)), P("sweep"))
+
+
 def _mesh_put(tree, devices):
-    """Pads the member axis to a multiple of the device count and shards it over a `sweep` mesh."""
-    n = len(devices)
-    size = jax.tree_util.tree_leaves(tree)[0].shape[0]
-    pad = (-size) % n
+    """Pads the member axis to a multiple of the device count and shards it over the `sweep` mesh."""
+    pad = (-jax.tree_util.tree_leaves(tree)[0].shape[0]) % len(devices)
 
     def put(x):
         x = jnp.concatenate([x, jnp.repeat(x[-1:], pad, axis=0)]) if pad else x
-        if n == 1:
-            return x
-        mesh = jax.sharding.Mesh(np.asarray(devices), ("sweep",))
-        return jax.device_put(x, NamedSharding(mesh, P("sweep")))
+        return jax.device_put(x, _sharding(devices))
 
     return jax.tree_util.tree_map(put, tree)
 
@@ -114,17 +114,20 @@ class _Progress:
               flush=True)
 
 
-def _fns(spec: Spec) -> dict[str, Callable]:
-    sim = spec.simulation
+def _fns(spec: Spec, devices) -> dict[str, Callable]:
+    """The vmapped pieces of a run, jitted with every input and output sharded along the member axis, so that
+    the carry keeps one sharding from chunk to chunk."""
+    sim, shard = spec.simulation, _sharding(devices)
+    jit = lambda f, **kw: jax.jit(f, in_shardings=shard, out_shardings=shard, **kw)
     return dict(
-        start=jax.jit(jax.vmap(lambda c, k: trajectory.start(sim, c, k))),
-        advance=jax.jit(jax.vmap(lambda c, carry, num, every: trajectory.advance(sim, c, carry, num, every),
-                                 in_axes=(0, 0, None, None)), static_argnums=(2, 3), donate_argnums=(1,)),
-        finish=jax.jit(jax.vmap(lambda c, carry: trajectory.finish(sim, c, carry))),
+        start=jit(jax.vmap(lambda c, k: trajectory.start(sim, c, k))),
+        advance=lambda num, every: jit(jax.vmap(lambda c, carry: trajectory.advance(sim, c, carry, num, every)),
+                                       donate_argnums=(1,)),
+        finish=jit(jax.vmap(lambda c, carry: trajectory.finish(sim, c, carry))),
     )
 
 
-_FNS: dict[str, dict[str, Callable]] = {}
+_FNS: dict[Any, dict[str, Callable]] = {}
 
 
 def _run_members(spec: Spec, configs: list, seeds: list[int], label: str, quiet: bool, devices):
@@ -132,7 +135,8 @@ def _run_members(spec: Spec, configs: list, seeds: list[int], label: str, quiet:
 
     Returns numpy outputs with a leading member axis, and the names of those that are records (axis 1 is `step`).
     """
-    fns = _FNS.setdefault(spec.name, _fns(spec))
+    key = (spec.name, tuple(devices))
+    fns = _FNS[key] if key in _FNS else _FNS.setdefault(key, _fns(spec, devices))
     size = len(configs)
     cfg = _mesh_put(_stack_configs(configs), devices)
     keys = _mesh_put(jnp.stack([jax.random.key(s) for s in seeds]), devices)
@@ -140,11 +144,11 @@ def _run_members(spec: Spec, configs: list, seeds: list[int], label: str, quiet:
     total = steps // every
     chunk = chunk_records(total) if total else 0
 
-    start = compile_lib.compiled((spec.name, "start"), fns["start"], cfg, keys)
+    start = compile_lib.compiled((*key, "start"), fns["start"], cfg, keys)
     carry, first = start(cfg, keys)
     records = [jax.device_get(first)]
     if total:
-        advance = compile_lib.compiled((spec.name, "advance", chunk, every), fns["advance"], cfg, carry, chunk, every)
+        advance = compile_lib.compiled((*key, "advance", chunk, every), fns["advance"](chunk, every), cfg, carry)
     progress = _Progress(label, steps, quiet)
     done = 0
     while done < total:
@@ -152,31 +156,44 @@ def _run_members(spec: Spec, configs: list, seeds: list[int], label: str, quiet:
         records.append(jax.device_get(recs))
         done += chunk
         progress.update(done * every)
-    finish = compile_lib.compiled((spec.name, "finish"), fns["finish"], cfg, carry)
+    finish = compile_lib.compiled((*key, "finish"), fns["finish"], cfg, carry)
     final = jax.device_get(finish(cfg, carry))
     recorded = {k: np.concatenate([r[k] for r in records], axis=1) for k in records[0]}
     outputs = {k: np.asarray(v)[:size] for k, v in {**final, **recorded}.items()}
     return outputs, tuple(recorded)
 
 
-def run_groups(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int], *, quiet: bool = False,
-               devices=None) -> list[Group]:
-    """Runs `base` over `grid` x `seeds`: one compiled program per combination of static grid values."""
+def plan(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int]) -> list[tuple[dict, list]]:
+    """Validates a sweep without running it: (static values, member configs) for each static-shape group.
+
+    Raises ConfigError for an unknown parameter or any value out of range, before anything is compiled.
+    """
     cls = spec.config_cls
-    grid = {name: [config_lib.coerce(cls, name, v) for v in values] for name, values in grid.items()}
+    names = {f.name for f in dataclasses.fields(cls)}
     for name, values in grid.items():
+        if name not in names:
+            raise config_lib.ConfigError(f"--sweep={name}=...: not a parameter of {spec.name!r}; "
+                                         f"allowed: {', '.join(sorted(names))}")
         if not values:
             raise config_lib.ConfigError(f"--sweep={name}=: needs at least one value")
+    grid = {name: [config_lib.coerce(cls, name, v) for v in values] for name, values in grid.items()}
+    for name, values in grid.items():
         for v in values:
             config_lib.check(cls, name, v)
     static_names = [n for n in grid if not config_lib.is_traced(cls, n)]
     traced = {n: grid[n] for n in grid if config_lib.is_traced(cls, n)}
+    return [(dict(zip(static_names, c)), members_config(base, dict(zip(static_names, c)), traced, seeds))
+            for c in itertools.product(*(grid[n] for n in static_names))]
+
+
+def run_groups(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int], *, quiet: bool = False,
+               devices=None) -> list[Group]:
+    """Runs `base` over `grid` x `seeds`: one compiled program per combination of static grid values."""
     seeds = list(seeds)
+    plans = plan(spec, base, grid, seeds)  # validates every member before compiling anything
+    traced = {n: [config_lib.coerce(spec.config_cls, n, v) for v in grid[n]] for n in grid
+              if config_lib.is_traced(spec.config_cls, n)}
     devices = list(devices if devices is not None else jax.local_devices())
-    combos = list(itertools.product(*(grid[n] for n in static_names)))
-    # Validate every member before compiling anything, so bad input costs nothing.
-    plans = [(dict(zip(static_names, c)), members_config(base, dict(zip(static_names, c)), traced, seeds))
-             for c in combos]
     groups = []
     for i, (static, configs) in enumerate(plans):
         label = f"[{i + 1}/{len(plans)}]" + "".join(f" {k}={v}" for k, v in static.items())

@@ -33,8 +33,10 @@ class Simulation(NamedTuple):
 
 
 class Carry(NamedTuple):
-    """state: the sim's state; step: steps taken (int32); nonfinite_step: first step whose state held a NaN or inf,
-    or -1; key: the dynamics key, from which step t's key is `fold_in(key, t)`."""
+    """state: the sim's state; step: steps taken (int32); nonfinite_step: -1, or the first step whose watched state
+    held a NaN or inf (exact), or the step of the first record that held an inf (to record resolution: an
+    observable such as the loss can overflow before the particles do); key: the dynamics key, from which step t's
+    key is `fold_in(key, t)`."""
     state: Any
     step: jax.Array
     nonfinite_step: jax.Array
@@ -52,13 +54,23 @@ def _all_finite(tree) -> jax.Array:
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
+def _any_inf(records: dict) -> jax.Array:
+    # Records may be NaN by design (an oracle that does not apply), never inf.
+    return jnp.any(jnp.stack([jnp.any(jnp.isinf(v)) for v in jax.tree_util.tree_leaves(records)]))
+
+
+def _flag(nonfinite, bad, at):
+    return jnp.where((nonfinite < 0) & bad, at, nonfinite).astype(jnp.int32)
+
+
 def start(sim: Simulation, config, key) -> tuple[Carry, dict]:
     """The initial carry and the step-0 record (each record value gets a leading `step` axis of length 1)."""
     init_key, dynamics_key = jax.random.split(key)
     state = sim.init(config, init_key)
-    nonfinite = jnp.where(_all_finite(sim.watch(state)), -1, 0).astype(jnp.int32)
+    record = sim.record(config, state)
+    nonfinite = _flag(jnp.int32(-1), ~_all_finite(sim.watch(state)) | _any_inf(record), 0)
     carry = Carry(state, jnp.zeros((), jnp.int32), nonfinite, dynamics_key)
-    return carry, jax.tree_util.tree_map(lambda x: x[None], sim.record(config, state))
+    return carry, jax.tree_util.tree_map(lambda x: x[None], record)
 
 
 def advance(sim: Simulation, config, carry: Carry, num: int, record_every: int) -> tuple[Carry, dict]:
@@ -66,12 +78,13 @@ def advance(sim: Simulation, config, carry: Carry, num: int, record_every: int) 
 
     def one_step(c: Carry, _):
         state = sim.step(config, c.state, jax.random.fold_in(c.key, c.step))
-        nonfinite = jnp.where((c.nonfinite_step < 0) & ~_all_finite(sim.watch(state)), c.step + 1, c.nonfinite_step)
+        nonfinite = _flag(c.nonfinite_step, ~_all_finite(sim.watch(state)), c.step + 1)
         return Carry(state, c.step + 1, nonfinite, c.key), None
 
     def one_record(c: Carry, _):
         c, _ = jax.lax.scan(one_step, c, None, length=record_every)
-        return c, sim.record(config, c.state)
+        record = sim.record(config, c.state)
+        return c._replace(nonfinite_step=_flag(c.nonfinite_step, _any_inf(record), c.step)), record
 
     return jax.lax.scan(one_record, carry, None, length=num)
 

@@ -9,7 +9,6 @@ axes; records have a `step` coordinate; theory values sit beside what they predi
 
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import time
 from typing import Any, Sequence
@@ -19,9 +18,9 @@ import xarray as xr
 from dynamics import compile as compile_lib
 from dynamics import config as config_lib
 from dynamics import export
-from dynamics.sweep import run_groups
+from dynamics.sweep import plan, run_groups
 
-__all__ = ["NAMES", "load", "make_config", "run", "sweep"]
+__all__ = ["NAMES", "load", "make_config", "check", "run", "sweep"]
 
 NAMES = ("mfld",)
 
@@ -45,6 +44,19 @@ def make_config(name: str, preset: str | None = None, **params):
     return config_lib.build(module.Config, **{**base, **params})
 
 
+def _seed_list(seed: int, seeds: int | Sequence[int]) -> list[int]:
+    seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
+    if not seed_list:
+        raise config_lib.ConfigError(f"--seeds={seeds}: must be an integer >= 1")
+    return seed_list
+
+
+def check(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | Sequence[int] = 1, *,
+          seed: int = 0, preset: str | None = None, **params) -> None:
+    """Validates a sweep exactly as `sweep` would, without compiling or running anything (raises ConfigError)."""
+    plan(load(name).SPEC, make_config(name, preset, **params), dict(grid or {}), _seed_list(seed, seeds))
+
+
 def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | Sequence[int] = 1, *,
           seed: int = 0, preset: str | None = None, quiet: bool = True, devices=None, **params) -> xr.Dataset:
     """Runs sim `name` over `grid` (parameter -> values) and `seeds`.
@@ -54,14 +66,7 @@ def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | 
     """
     grid = dict(grid or {})
     cfg = make_config(name, preset, **params)
-    names = {f.name for f in dataclasses.fields(cfg)}
-    for param in grid:
-        if param not in names:
-            raise config_lib.ConfigError(f"--sweep={param}: not a parameter of {name!r}; "
-                                         f"allowed: {', '.join(sorted(names))}")
-    seed_list = list(range(seed, seed + seeds)) if isinstance(seeds, int) else list(seeds)
-    if not seed_list:
-        raise config_lib.ConfigError(f"--seeds={seeds}: must be an integer >= 1")
+    seed_list = _seed_list(seed, seeds)
     module = load(name)
     before = compile_lib.stats()
     t0 = time.perf_counter()
@@ -69,8 +74,8 @@ def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | 
     after = compile_lib.stats()
     compile_seconds = after["compile_seconds"] - before["compile_seconds"]
     attrs = dict(sim=name, preset=preset or "", config=config_lib.to_dict(cfg),
-                 grid={k: list(v) for k, v in grid.items()}, seeds=seed_list,
-                 compile_seconds=compile_seconds, compilations=after["compiles"] - before["compiles"],
+                 grid={k: [config_lib.coerce(module.Config, k, v) for v in vs] for k, vs in grid.items()},
+                 seeds=seed_list, compile_seconds=compile_seconds, compilations=after["compiles"] - before["compiles"],
                  run_seconds=time.perf_counter() - t0 - compile_seconds, **export.environment())
     return export.to_dataset(module.SPEC, groups, list(grid), cfg.record_every, attrs)
 

@@ -119,10 +119,14 @@ def figure(ds: xr.Dataset):
     for i in range(flat.sizes["point"]):
         p = flat.isel(point=i)
         label = " ".join(f"{g}={p[g].values}" for g in grid)
-        line, = ax_t.plot(p.step, p.loss.mean([d for d in p.loss.dims if d != "step"]), label=label or "loss")
+        loss = p.loss.mean([d for d in p.loss.dims if d != "step"])
+        line, = ax_t.plot(p.step, loss.where(np.isfinite(loss)), label=label or "loss")  # a diverged run: gaps
         if np.isfinite(_scalar(p.theory_loss)):
             ax_t.axhline(_scalar(p.theory_loss), color=line.get_color(), ls="--", lw=0.8)
-    ax_t.set(xlabel="step", ylabel="training loss F0 (dashed: theory)", yscale="log")
+    finite = flat.loss.values[np.isfinite(flat.loss.values)]
+    # A log axis spanning past ~1e100 (a diverging run) overflows matplotlib's tick arithmetic.
+    log = finite.size and finite.min() > 0 and finite.max() / finite.min() < 1e100
+    ax_t.set(xlabel="step", ylabel="training loss F0 (dashed: theory)", yscale="log" if log else "linear")
     ax_t.legend(fontsize=7)
     if "particles" in grid and ds.sizes["particles"] >= 2:
         n = ds.particles.values

@@ -1,0 +1,201 @@
+"""`run.py`, the command line, in a subprocess: bad input, one end-to-end run, a diverging run and `--help`.
+
+The contract (run.py's docstring): bad input gets exactly one line on stderr naming the parameter, the value and what
+is allowed, exit status 2, no traceback and no files; a finished run exits 0; a diverged run exits 1 with the records
+before the divergence written.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import xarray as xr
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def known_bug(reason: str):
+    """The contract is broken by a known defect in non-test code: the test must fail (strict), by an assertion."""
+    return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+
+
+# --- bad input ------------------------------------------------------------------------------------------------------
+
+def _case(args, needle, allowed, bug=None):
+    """args: the bad command line; needle: `--name=value` that the line must name; allowed: a fragment of what the
+    line must say is allowed; bug: the known defect that breaks the contract (a strict xfail)."""
+    marks = [known_bug(bug)] if bug else []
+    return pytest.param(args, needle, allowed, marks=marks, id=" ".join(args))
+
+
+# Floats are echoed as parsed (`--temperature=-1.0`), which still contains what was typed.
+BAD_INPUT = [
+    _case(["--sim=nope"], "--sim=nope", "mfld"),
+    _case(["--bogus=1"], "--bogus=1", "particles"),
+    _case(["--particles=abc"], "--particles=abc", "an integer"),
+    _case(["--particles=1.5"], "--particles=1.5", "an integer"),
+    _case(["--particles=0"], "--particles=0", ">= 1"),
+    _case(["--temperature=-1"], "--temperature=-1", ">= 0"),
+    _case(["--lr=0"], "--lr=0", "> 0"),
+    _case(["--steps=0"], "--steps=0", ">= 1"),
+    _case(["--seeds=0"], "--seeds=0", ">= 1"),
+    _case(["--sweep=bogus=1,2"], "--sweep=bogus=1,2", "particles"),
+    _case(["--sweep=particles=4,0"], "--particles=0", ">= 1"),
+    _case(["--steps=100", "--record_every=30"], "--record_every=30", "divide"),
+    _case(["--preset=nope"], "--preset=nope", "linear_oracle"),
+]
+
+
+@pytest.mark.parametrize("args, needle, allowed", BAD_INPUT)
+def test_bad_input_exits_2_with_one_line_naming_parameter_value_and_allowed_and_writes_nothing(
+        tmp_path, args, needle, allowed):
+    out = tmp_path / "out"
+    proc = run_cli(*args, "--quiet", f"--out={out}")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and allowed in lines[0], lines[0]
+    assert not out.exists()
+
+
+# --- one run end to end ---------------------------------------------------------------------------------------------
+
+SMOKE_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--particles=4", "--steps=200", "--record_every=20",
+              "--seeds=2", "--test_samples=8", "--x64", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory):
+    """One small run (about 20 s: 3 particle counts x 3 compilations). Without --sweep the CLI adds the ladder
+    N/8, N/4, N/2, N clipped at 1: particles 1, 2, 4."""
+    out = tmp_path_factory.mktemp("smoke") / "out"
+    return run_cli(*SMOKE_ARGS, f"--out={out}"), out
+
+
+@pytest.fixture(scope="module")
+def smoke_ds(smoke):
+    return xr.load_dataset(smoke[1] / "results.nc", engine="h5netcdf")
+
+
+def test_run_exits_0_and_prints_the_comparison_table(smoke):
+    proc, _ = smoke
+    assert proc.returncode == 0, proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert any(all(w in line.split() for w in ("quantity", "simulated", "theory", "verdict"))
+               for line in proc.stdout.splitlines()), proc.stdout
+
+
+def test_run_writes_results_config_and_figure_and_no_temp_files(smoke):
+    _, out = smoke
+    assert sorted(os.listdir(out)) == ["config.json", "mfld.png", "results.nc"]
+
+
+def test_run_without_sweep_adds_the_particle_ladder(smoke_ds):
+    assert json.loads(smoke_ds.attrs["grid"]) == {"particles": [1, 2, 4]}
+    np.testing.assert_array_equal(smoke_ds.particles.values, [1, 2, 4])
+
+
+def test_run_results_have_seed_and_step_axes(smoke_ds):
+    np.testing.assert_array_equal(smoke_ds.seed.values, [0, 1])
+    np.testing.assert_array_equal(smoke_ds.step.values, np.arange(0, 201, 20))
+    assert smoke_ds.loss.dims == ("particles", "seed", "step")
+
+
+@pytest.mark.parametrize("name", ["loss", "theory_loss", "z_train", "y_train", "final_particles"])
+def test_run_results_hold_records_theory_and_data(smoke_ds, name):
+    assert name in smoke_ds.data_vars
+
+
+def test_run_results_attrs_hold_the_base_config(smoke_ds):
+    config = json.loads(smoke_ds.attrs["config"])
+    assert config["particles"] == 4 and config["steps"] == 200 and config["model"] == "linear"
+
+
+def test_run_config_json_has_config_versions_devices_and_timings(smoke):
+    saved = json.loads((smoke[1] / "config.json").read_text())
+    assert {"config", "jax", "devices", "compile_seconds", "run_seconds"} <= set(saved)
+    assert saved["compile_seconds"] > 0 and saved["run_seconds"] > 0
+
+
+def test_run_config_json_holds_the_config_as_an_object(smoke):
+    saved = json.loads((smoke[1] / "config.json").read_text())
+    assert isinstance(saved["config"], dict), type(saved["config"])
+    assert saved["config"]["particles"] == 4
+
+
+# --- a diverging run ------------------------------------------------------------------------------------------------
+
+# linear_oracle: linear neurons, l2 weight lambda' = 0.5, so every particle's update is x <- (I - lr K) x + const
+# with K >= 2 lambda' I = I: the stability limit is lr < 2 / kappa_max <= 2. At lr = 100 each step multiplies the
+# particles by |1 - 100 kappa| >= 99, so from |x| ~ 1 they pass the float64 maximum 1.8e308 within
+# 308 / log10(99) < 155 steps: well inside 200 steps, with records on both sides. (At lr = 5 the particles only grow
+# ~9x a step and stay finite for 200 steps.)
+DIVERGE_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--lr=100", "--temperature=0", "--steps=200",
+                "--record_every=10", "--scaling=false", "--quiet", "--x64", "--test_samples=8"]
+
+
+@pytest.fixture(scope="module")
+def diverged(tmp_path_factory):
+    out = tmp_path_factory.mktemp("diverged") / "out"
+    return run_cli(*DIVERGE_ARGS, f"--out={out}"), out
+
+
+@pytest.fixture(scope="module")
+def diverged_ds(diverged):
+    return xr.load_dataset(diverged[1] / "results.nc", engine="h5netcdf")
+
+
+def test_diverging_run_exits_1_with_a_line_naming_the_step(diverged, diverged_ds):
+    proc, _ = diverged
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1, proc.stderr
+    found = [int(m.group(1)) for m in re.finditer(r"diverged.*\bat step (\d+)\b", proc.stderr)]
+    assert len(found) == 1, proc.stderr
+    assert diverged_ds.nonfinite_step.item() == found[0]
+
+
+def test_diverging_run_writes_results_with_the_nonfinite_step(diverged_ds):
+    k = diverged_ds.nonfinite_step.item()
+    assert 0 < k <= 155, k
+
+
+def test_diverging_run_records_are_nan_or_inf_from_the_first_record_after_the_divergence(diverged_ds):
+    k = diverged_ds.nonfinite_step.item()
+    after = diverged_ds.loss.where(diverged_ds.step >= k, drop=True)
+    assert after.size > 0 and not np.isfinite(after.values).any(), after.values
+
+
+def test_diverging_run_records_before_the_divergence_are_finite(diverged_ds):
+    k = diverged_ds.nonfinite_step.item()
+    before = diverged_ds.loss.where(diverged_ds.step < k, drop=True)
+    assert before.size > 0 and np.isfinite(before.values).all(), before.values
+
+
+# --- --help ---------------------------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def help_run():
+    return run_cli("--help")
+
+
+def test_help_exits_0(help_run):
+    assert help_run.returncode == 0
+
+
+def test_help_documents_config_flags_and_the_simulators(help_run):
+    text = help_run.stdout + help_run.stderr
+    assert "--particles" in text and "--temperature" in text and "mfld" in text
+    assert "N, particles per network" in text  # the field's doc, from configs/mfld.py
+
+
+def test_help_has_no_placeholder_before_config_docs(help_run):
+    assert "(no help available)" not in help_run.stdout + help_run.stderr
