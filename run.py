@@ -113,7 +113,9 @@ def main(argv):
             _fail(f"--seeds={FLAGS.seeds}: must be an integer >= 1")
         config = sims.make_config(FLAGS.sim, FLAGS.preset, **params)
         grid = _parse_sweep(module, FLAGS.sweep)
-        if not grid and FLAGS.scaling:
+        if not grid and FLAGS.preset in getattr(module, "PRESET_SWEEPS", {}):
+            grid = dict(module.PRESET_SWEEPS[FLAGS.preset])
+        elif not grid and FLAGS.scaling:
             grid = module.report.scaling_grid(config)
         sims.check(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, **params)
     except config_lib.ConfigError as e:
@@ -123,10 +125,11 @@ def main(argv):
     ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet, **params)
     from dynamics import export, report
     out = FLAGS.out or os.path.join("runs", f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    print(report.format_table(module.report.compare(ds)))
-    if jax.process_index() == 0:
+    if jax.process_index() == 0:  # results first: nothing computed is lost to a later failure
         export.write_netcdf(ds, os.path.join(out, "results.nc"))
         export.write_json(export.decoded_attrs(ds), os.path.join(out, "config.json"))
+    print(report.format_table(module.report.compare(ds)))
+    if jax.process_index() == 0:
         export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
     print(f"wrote {out}/results.nc, config.json, {FLAGS.sim}.png  (compile {ds.attrs['compile_seconds']:.1f}s, "
           f"run {ds.attrs['run_seconds']:.1f}s)")

@@ -3,7 +3,8 @@
     python run.py --sim=mfld --particles=4096          # the teacher task; about a minute on a 2-core CPU
     python run.py --sim=mfld --preset=linear_oracle    # exact Gaussian oracle, every theory value closed-form
     python run.py --sim=mfld --preset=tanh2d_oracle    # mu* by quadrature; 1/N propagation of chaos
-    python run.py --sim=mfld --preset=poc_circles      # the paper's Figure 1 (circles): error against N and M
+    python run.py --sim=mfld --preset=poc_circles      # the paper's Figure 1 (circles): error against N and M,
+                                                       # a sweep over N with a 10,000-particle reference; ~2 min
 
 Symbols: N particles, M ensemble members, lambda temperature, lambda' L2 weight (r(x) = lambda' |x|^2), eta step size,
 n samples, d input dimension, R output scale (|h| <= R).
@@ -74,11 +75,21 @@ PRESETS = {
     # Exact oracle 2: mu* by Newton on the dual over a quadrature grid.
     "tanh2d_oracle": dict(model="tanh2d", ensemble=1, dataset="four_point", dim=1, samples=4, output_scale=2.0,
                           temperature=0.1, l2=0.1, lr=0.02, particles=16, steps=4000, record_every=50),
-    # The paper's Figure 1, circles task, shrunk to run in minutes on a CPU; sweep N and M with
-    #   python run.py --sim=mfld --preset=poc_circles --sweep=particles=50,100,200,400 --sweep=ensemble=1,2,5,10
-    "poc_circles": dict(model="tanh", ensemble=1, dataset="circles", loss="logistic", dim=2, samples=200, output_scale=10.0,
-                        noise=0.1, lr=0.1, l2=0.1, temperature=0.01, particles=100, steps=2000, record_every=20),
-    # The paper's multi-index regression (n=500, d=100), MSE.
-    "poc_multi_index": dict(model="tanh", ensemble=1, dataset="multi_index", dim=100, samples=500, output_scale=10.0, lr=0.01,
-                            l2=0.1, temperature=0.01, particles=100, steps=1000, record_every=20),
+    # The paper's Figure 1, circles task: n = 200, R = 10, logistic loss, eta = 0.1, lambda' = 0.1, lambda = 0.01,
+    # 200 full-batch epochs; M = 20 systems per N, ensembles of the first M = 1..20 formed afterwards.
+    "poc_circles": dict(model="tanh", ensemble=20, dataset="circles", loss="logistic", dim=2, samples=200,
+                        test_samples=400, output_scale=10.0, noise=0.1, lr=0.1, l2=0.1, temperature=0.01,
+                        particles=100, steps=200, record_every=20),
+    # The paper's multi-index regression: n = 500, d = 100, MSE, eta = 0.01, 100 epochs.
+    "poc_multi_index": dict(model="tanh", ensemble=20, dataset="multi_index", dim=100, samples=500,
+                            test_samples=500, output_scale=10.0, lr=0.01, l2=0.1, temperature=0.01, particles=100,
+                            steps=100, record_every=10),
+}
+
+# The sweep a preset runs when the command line gives none. The PoC figure: N from 50 to 500, and the mean-field
+# reference f_inf, one network of N_inf = 10,000 particles (its first system), as in the paper.
+REFERENCE_PARTICLES = 10_000
+PRESET_SWEEPS = {
+    "poc_circles": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
+    "poc_multi_index": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
 }

@@ -70,7 +70,7 @@ def test_bad_input_exits_2_with_one_line_naming_parameter_value_and_allowed_and_
 # --- one run end to end ---------------------------------------------------------------------------------------------
 
 SMOKE_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--particles=4", "--steps=200", "--record_every=20",
-              "--seeds=2", "--test_samples=8", "--x64", "--quiet"]
+              "--seeds=2", "--test_samples=8", "--quiet"]  # float32: the default precision
 
 
 @pytest.fixture(scope="module")
@@ -118,6 +118,11 @@ def test_run_results_hold_records_theory_and_data(smoke_ds, name):
 def test_run_results_attrs_hold_the_base_config(smoke_ds):
     config = json.loads(smoke_ds.attrs["config"])
     assert config["particles"] == 4 and config["steps"] == 200 and config["model"] == "linear"
+
+
+def test_run_without_x64_keeps_float32(smoke):
+    ds = xr.load_dataset(smoke[1] / "results.nc", engine="h5netcdf")
+    assert ds.loss.dtype == np.float32 and ds.final_particles.dtype == np.float32
 
 
 def test_run_config_json_has_config_versions_devices_and_timings(smoke):

@@ -97,9 +97,54 @@ def _scaling_rows(ds: xr.Dataset, grid: list[str]) -> list[Row]:
     return rows
 
 
+def poc_errors(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """The paper's Figure 1 metric against the mean-field reference f_inf, the first system of the sweep's largest
+    network (N_inf, at least 10 times every other N), on the test inputs:
+
+    sup_error(N, M) = log10 max_z |f_ens,M(z) - f_inf(z)| (seed 0), and mse(N, M) = mean over z and seeds of
+    (f_ens,M(z) - f_inf(z))^2, where f_ens,M averages the first M of the run's systems. None if no reference.
+    """
+    if "particles" not in _grid(ds) or ds.sizes["particles"] < 3 or ds.sizes.get("system", 1) < 2:
+        return None
+    n = np.sort(ds.particles.values)
+    if n[-1] < 10 * n[-2]:
+        return None
+    pred = ds.test_prediction
+    reference = pred.sel(particles=n[-1]).isel(system=0, seed=0)
+    ens = pred.sel(particles=n[:-1]).cumsum("system") / (pred.system + 1)  # prefix means: M = 1, 2, ...
+    ens = ens.rename(system="ensemble_size").assign_coords(ensemble_size=np.arange(1, pred.sizes["system"] + 1))
+    diff = ens - reference
+    sup = np.log10(np.abs(diff.isel(seed=0)).max("test_sample"))
+    mse = (diff ** 2).mean(["test_sample", "seed"])
+    others = [d for d in sup.dims if d not in ("particles", "ensemble_size")]
+    return sup.isel({d: 0 for d in others}), mse.isel({d: 0 for d in others})
+
+
+def _poc_rows(ds: xr.Dataset) -> list[Row]:
+    """Theorem 3: E (f_ens - f*)^2 <= 4R^2/(MN) + (8R^2/M) sqrt(E_k) + 2R^2 E_k with E_k ~ B/(lambda N): 1/N at fixed
+    M; at fixed N the variance falls as 1/M down to a bias floor that ensembling does not remove."""
+    errors = poc_errors(ds)
+    if errors is None:
+        return []
+    _, mse = errors
+    rows = []
+    n = mse.particles.values
+    for m in (1, int(mse.ensemble_size.max())):
+        slope, se = loglog_slope(n, mse.sel(ensemble_size=m).values)
+        rows.append(Row("slope of |f_ens - f_inf|^2 in N", f"M={m}", slope, -1.0, "=",
+                        3 * se if math.isfinite(se) else 0.15, "Theorem 3: O(1/N) at fixed M"))
+    for k in n:
+        ratio = float(mse.sel(particles=k, ensemble_size=1) / mse.sel(particles=k).isel(ensemble_size=-1))
+        rows.append(Row("|f_1 - f_inf|^2 / |f_M - f_inf|^2", f"particles={k}", ratio, 1.0, ">=", 0.0,
+                        "Theorem 3: ensembling divides the variance by M"))
+    return rows
+
+
 def compare(ds: xr.Dataset) -> list[Row]:
     """Every comparison of simulation with theory that this run's model and data allow."""
     grid = _grid(ds)
+    if poc_errors(ds) is not None:
+        return _poc_rows(ds)
     rows = []
     for label, sel in points(ds, grid):
         rows.extend(_point_rows(ds.sel(sel), label or "-"))
@@ -115,6 +160,9 @@ def figure(ds: xr.Dataset):
 
     grid = _grid(ds)
     fig, (ax_t, ax_n) = plt.subplots(1, 2, figsize=(11, 4))
+    errors = poc_errors(ds)
+    if errors is not None:
+        return _poc_figure(fig, ax_t, ax_n, ds, *errors)
     flat = ds.stack(point=grid) if grid else ds.expand_dims(point=[0])
     for i in range(flat.sizes["point"]):
         p = flat.isel(point=i)
@@ -154,5 +202,24 @@ def figure(ds: xr.Dataset):
         ax_n.axis("off")
     fig.suptitle(f"mfld: {json.loads(ds.attrs['config'])['model']} neuron, "
                  f"{json.loads(ds.attrs['config'])['dataset']} data")
+    fig.tight_layout()
+    return fig
+
+
+def _poc_figure(fig, ax_map, ax_n, ds, sup, mse):
+    """The paper's Figure 1: log10 sup-norm error against N and M, and the mean squared error against N."""
+    image = ax_map.pcolormesh(sup.ensemble_size, sup.particles, sup.transpose("particles", "ensemble_size"),
+                              shading="nearest", cmap="viridis")
+    fig.colorbar(image, ax=ax_map, label="log10 sup |f_ens - f_inf|")
+    ax_map.set(xlabel="ensemble size M", ylabel="particles N")
+    n = mse.particles.values
+    for m in (1, 5, int(mse.ensemble_size.max())):
+        if m <= mse.ensemble_size.max():
+            ax_n.loglog(n, mse.sel(ensemble_size=m), "o-", label=f"M={m}")
+    ax_n.loglog(n, float(mse.sel(ensemble_size=1)[0]) * n[0] / n, "k:", label="1/N")
+    ax_n.set(xlabel="particles N", ylabel="mean squared |f_ens - f_inf|")
+    ax_n.legend(fontsize=7)
+    cfg = json.loads(ds.attrs["config"])
+    fig.suptitle(f"mfld propagation of chaos: {cfg['dataset']}, reference N_inf = {int(ds.particles.max())}")
     fig.tight_layout()
     return fig

@@ -103,9 +103,11 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
 
 
 def final(config: Config, state: State) -> dict[str, jax.Array]:
+    """The final particles, each system's test predictions f_{rho_m}(z) (M, n_test), the data and the theory."""
     d = state.data
-    return dict(final_particles=state.particles.params, z_train=d.z_train, y_train=d.y_train, z_test=d.z_test,
-                y_test=d.y_test, **state.theory)
+    return dict(final_particles=state.particles.params,
+                test_prediction=model.predict(config, state.particles.params, d.z_test),
+                z_train=d.z_train, y_train=d.y_train, z_test=d.z_test, y_test=d.y_test, **state.theory)
 
 
 SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.particles)
@@ -114,7 +116,7 @@ SPEC = sweep.Spec(
     name="mfld",
     config_cls=Config,
     simulation=SIMULATION,
-    dims=dict(final_particles=("system", "particle", "coordinate"), z_train=("sample", "feature"), y_train=("sample",),
+    dims=dict(final_particles=("system", "particle", "coordinate"), test_prediction=("system", "test_sample"), z_train=("sample", "feature"), y_train=("sample",),
               z_test=("test_sample", "feature"), y_test=("test_sample",), theory_f_star=("sample",),
               theory_mean=("coordinate",), theory_mean_cov=("coordinate", "coordinate_"), particle_mean=("system", "coordinate"), particle_variance=("system",)),
     seedless=frozenset({"z_train", "y_train", "z_test", "y_test", "theory_loss", "theory_objective",
