@@ -59,10 +59,34 @@ def first_variation_grad(config, x_NP: jax.Array, z_nD: jax.Array, y_n: jax.Arra
     """grad_x dF0/dmu(rho)(x^i) for every particle: (N, p). The regularizer's gradient is added by the optimizer.
 
     One forward pass: the neurons' values give f_rho, and their pullback of d1l/n gives every particle's gradient.
+    The paper's tanh neuron has a hand-written pullback (`_tanh_first_variation_grad`), the same numbers faster.
     """
+    if config.model == "tanh":
+        return _tanh_first_variation_grad(config, x_NP, z_nD, y_n)
     h_Nn, pullback = jax.vjp(lambda x: neurons(config, x, z_nD), x_NP)
     slope_n = loss_slope(config, jnp.mean(h_Nn, axis=0), y_n) / z_nD.shape[0]
     return pullback(jnp.broadcast_to(slope_n, h_Nn.shape))[0]
+
+
+def _tanh_first_variation_grad(config, x_NP, z_nD, y_n):
+    """The tanh neuron's gradient, pulled back by hand: 1.3-1.5x faster on CPU than `jax.vjp` (benchmarks/mfld.py).
+
+    With t = tanh(w.z + b), a the output weight, s_j = d1l(f_rho(z_j), y_j)/n:
+        grad_(w,b) = R tanh(a) sum_j (1 - t_j^2) s_j (z_j, 1),    grad_a = R (1 - tanh(a)^2) sum_j t_j s_j.
+    The bias rides in the matrix products (z gets a column of ones), f_rho is one matrix-vector product, and
+    1 - t^2 reuses the stored activations in the one elementwise pass that builds G. The (N, n) arrays are memory
+    bound, so every pass saved counts as much as a matrix product.
+    """
+    d, R = config.dim, config.output_scale
+    ta_N = jnp.tanh(x_NP[:, d + 1])
+    z1_nD = jnp.concatenate([z_nD, jnp.ones((z_nD.shape[0], 1), z_nD.dtype)], axis=1)
+    t_Nn = jnp.tanh(x_NP[:, :d + 1] @ z1_nD.T)
+    f_n = (R / x_NP.shape[0]) * (ta_N @ t_Nn)
+    s_n = loss_slope(config, f_n, y_n) / z_nD.shape[0]
+    g_Nn = (1.0 - t_Nn * t_Nn) * s_n
+    grad_wb = (R * ta_N)[:, None] * (g_Nn @ z1_nD)
+    grad_a = R * (1.0 - ta_N * ta_N) * (t_Nn @ s_n)
+    return jnp.concatenate([grad_wb, grad_a[:, None]], axis=1)
 
 
 def init_particles(config, key) -> jax.Array:
