@@ -4,15 +4,26 @@
     python run.py --sim=mfld --preset=linear_oracle --sweep=particles=2,8,32,128 --seeds=64 --x64
     python run.py --help
 
+    python run.py --sim=mfld --sweep=temperature=0.01,0.1 --seeds=1000 --chunk=256 --out=runs/big
+    python run.py --resume=runs/big                  # after an interruption: redoes nothing finished
+    python run.py --gallery                          # every preset's figure into docs/figures/
+
 Every config field of every simulator is a flag; a flag that is not a field of the chosen simulator is an error.
-Exit status: 0 when the run finished, 1 when it diverged (results up to the divergence are written), 2 on bad input.
+Multi-host: `--distributed` on every host (coordinator, process count and id as flags or JAX_* variables); only
+process 0 writes. Exit status: 0 when the run finished, 1 when it diverged (results up to the divergence are
+written), 2 on bad input.
 """
 
 from __future__ import annotations
 
 import datetime
+import json
 import os
+import re
+import shutil
 import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log: cache loads warn about tuning flags as if CPUs
 
 from absl import app, flags, logging
 
@@ -30,7 +41,23 @@ flags.DEFINE_bool("x64", False, "float64 everywhere (set before any JAX computat
 flags.DEFINE_bool("quiet", False, "no progress lines")
 flags.DEFINE_bool("scaling", True, "without --sweep, also run the simulator's scaling ladder "
                   "(mfld: particles N/8, N/4, N/2) so the figure shows the 1/N law")
-_ENGINE_FLAGS = ("sim", "preset", "sweep", "seeds", "seed", "out", "x64", "quiet", "scaling")
+flags.DEFINE_integer("chunk", None, "members per compiled program (default: as many as fit in --memory_limit)")
+flags.DEFINE_string("memory_limit", None, "device memory a program may use, e.g. 2GB (default: the device's limit; "
+                    "on CPU 80% of available memory)")
+flags.DEFINE_string("resume", None, "continue the interrupted run in this directory; redoes nothing finished")
+flags.DEFINE_float("checkpoint_seconds", 60.0, "seconds between checkpoints of a long scan")
+flags.DEFINE_bool("distributed", False, "run one sweep across hosts through jax.distributed")
+flags.DEFINE_string("coordinator_address", None, "with --distributed: host:port of process 0 "
+                    "(else JAX_COORDINATOR_ADDRESS)")
+flags.DEFINE_integer("num_processes", None, "with --distributed: process count (else JAX_NUM_PROCESSES)")
+flags.DEFINE_integer("process_id", None, "with --distributed: this process's id (else JAX_PROCESS_ID)")
+flags.DEFINE_string("compilation_cache", "default", "persistent compilation cache directory ('default': a user "
+                    "cache keyed by jax version and CPU; '' turns it off)")
+flags.DEFINE_bool("gallery", False, "run every simulator's presets and write their figures and tables to "
+                  "docs/figures/")
+_ENGINE_FLAGS = ("sim", "preset", "sweep", "seeds", "seed", "out", "x64", "quiet", "scaling", "chunk",
+                 "memory_limit", "resume", "checkpoint_seconds", "distributed", "coordinator_address",
+                 "num_processes", "process_id", "compilation_cache", "gallery")
 
 _OWNERS: dict[str, list[str]] = {}  # config field -> the sims that have it
 _HELP: dict[str, list[str]] = {}
@@ -93,13 +120,41 @@ def _parse_sweep(module, entries) -> dict:
     return grid
 
 
+def _bytes(text: str | None) -> int | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]?)i?b?\s*", text.lower())
+    if not match or float(match.group(1)) <= 0:
+        _fail(f"--memory_limit={text}: must be a positive size such as 512MB or 8GB")
+    return int(float(match.group(1)) * 1024 ** "_kmgt".index(match.group(2) or "_"))
+
+
+def _setup_jax():
+    import jax
+    from dynamics import devices
+    if FLAGS.distributed:
+        devices.initialize_distributed(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+    if FLAGS.x64:
+        jax.config.update("jax_enable_x64", True)
+    cache = devices.default_cache_dir() if FLAGS.compilation_cache == "default" else FLAGS.compilation_cache
+    if cache:
+        devices.enable_compilation_cache(cache)
+    return jax
+
+
 def main(argv):
     if len(argv) > 1:
         _fail(f"unexpected argument {argv[1]!r}; parameters are flags, e.g. --particles=4096")
     logging.set_verbosity(logging.WARNING)
-    import jax
-    if FLAGS.x64:
-        jax.config.update("jax_enable_x64", True)
+    if FLAGS.chunk is not None and FLAGS.chunk < 1:
+        _fail(f"--chunk={FLAGS.chunk}: must be an integer >= 1")
+    limit = _bytes(FLAGS.memory_limit)
+    jax = _setup_jax()
+    if FLAGS.gallery:
+        import gallery
+        return gallery.make_all()
+    if FLAGS.resume:
+        _restore_flags(FLAGS.resume)
     try:
         module = sims.load(FLAGS.sim)
         params = {}
@@ -117,20 +172,29 @@ def main(argv):
             grid = dict(module.PRESET_SWEEPS[FLAGS.preset])
         elif not grid and FLAGS.scaling:
             grid = module.report.scaling_grid(config)
-        sims.check(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, **params)
+        sims.check(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, chunk=FLAGS.chunk,
+                   memory_limit=limit, **params)
+        stamp = f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+        out = FLAGS.resume or FLAGS.out or os.path.join("runs", stamp)
+        if not FLAGS.resume:
+            _save_argv(out)
+        if not FLAGS.quiet and jax.process_index() == 0:
+            print(f"{FLAGS.sim}: {jax.device_count()} {jax.default_backend()} device(s) on {jax.process_count()} "
+                  f"process(es), jax {jax.__version__}, {'float64' if FLAGS.x64 else 'float32'}; sweep "
+                  f"{grid or 'none'}, {FLAGS.seeds} seed(s); checkpoints in {out}/checkpoint", file=sys.stderr)
+        ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet,
+                        chunk=FLAGS.chunk, memory_limit=limit, checkpoint_dir=os.path.join(out, "checkpoint"),
+                        resume=bool(FLAGS.resume), checkpoint_seconds=FLAGS.checkpoint_seconds, **params)
     except config_lib.ConfigError as e:
         _fail(str(e))
-    print(f"{FLAGS.sim}: {len(jax.devices())} {jax.default_backend()} device(s), jax {jax.__version__}, "
-          f"{'float64' if FLAGS.x64 else 'float32'}; sweep {grid or 'none'}, {FLAGS.seeds} seed(s)", file=sys.stderr)
-    ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet, **params)
     from dynamics import export, report
-    out = FLAGS.out or os.path.join("runs", f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    if jax.process_index() == 0:  # results first: nothing computed is lost to a later failure
-        export.write_netcdf(ds, os.path.join(out, "results.nc"))
-        export.write_json(export.decoded_attrs(ds), os.path.join(out, "config.json"))
+    if jax.process_index() != 0:  # only process 0 writes and reports
+        return
+    export.write_netcdf(ds, os.path.join(out, "results.nc"))  # results first: nothing is lost to a later failure
+    export.write_json({**export.decoded_attrs(ds), "argv": sys.argv[1:]}, os.path.join(out, "config.json"))
+    shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
     print(report.format_table(module.report.compare(ds)))
-    if jax.process_index() == 0:
-        export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
+    export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
     print(f"wrote {out}/results.nc, config.json, {FLAGS.sim}.png  (compile {ds.attrs['compile_seconds']:.1f}s, "
           f"run {ds.attrs['run_seconds']:.1f}s)")
     diverged = ds.nonfinite_step.where(ds.nonfinite_step >= 0)
@@ -141,6 +205,25 @@ def main(argv):
         print(f"error: diverged: NaN or inf at step {first} ({at}); the records before it are in "
               f"{out}/results.nc", file=sys.stderr)
         sys.exit(1)
+
+
+def _restore_flags(directory: str) -> None:
+    """--resume=DIR: the interrupted run's own flags, saved at its start, so the same sweep continues."""
+    path = os.path.join(directory, "checkpoint", "argv.json")
+    if not os.path.exists(path):
+        _fail(f"--resume={directory}: no interrupted run there (no checkpoint/argv.json); allowed: the --out "
+              "directory of a run that did not finish")
+    with open(path) as f:
+        FLAGS([sys.argv[0], *json.load(f)])
+    FLAGS.resume = directory
+
+
+def _save_argv(out: str) -> None:
+    from dynamics import export
+    import jax
+    if jax.process_index() == 0:
+        export.write_json([a for a in sys.argv[1:] if not a.startswith("--resume")],
+                          os.path.join(out, "checkpoint", "argv.json"))
 
 
 if __name__ == "__main__":

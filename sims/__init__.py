@@ -18,6 +18,7 @@ import xarray as xr
 from dynamics import compile as compile_lib
 from dynamics import config as config_lib
 from dynamics import export
+from dynamics import sweep as sweep_lib
 from dynamics.sweep import plan, run_groups
 
 __all__ = ["NAMES", "load", "make_config", "check", "run", "sweep"]
@@ -52,17 +53,28 @@ def _seed_list(seed: int, seeds: int | Sequence[int]) -> list[int]:
 
 
 def check(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | Sequence[int] = 1, *,
-          seed: int = 0, preset: str | None = None, **params) -> None:
-    """Validates a sweep exactly as `sweep` would, without compiling or running anything (raises ConfigError)."""
-    plan(load(name).SPEC, make_config(name, preset, **params), dict(grid or {}), _seed_list(seed, seeds))
+          seed: int = 0, preset: str | None = None, chunk: int | None = None, memory_limit: int | None = None,
+          devices: int | None = None, **params) -> None:
+    """Validates a sweep exactly as `sweep` would, without compiling or running anything: every parameter value,
+    and that each group fits in memory (raises ConfigError)."""
+    spec = load(name).SPEC
+    plans = plan(spec, make_config(name, preset, **params), dict(grid or {}), _seed_list(seed, seeds))
+    import jax
+    limit = memory_limit or sweep_lib.memory_limit()
+    for _, configs in plans:
+        sweep_lib.batch_size(spec, configs[0], len(configs), devices or jax.device_count(), chunk, limit)
 
 
 def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | Sequence[int] = 1, *,
-          seed: int = 0, preset: str | None = None, quiet: bool = True, devices=None, **params) -> xr.Dataset:
+          seed: int = 0, preset: str | None = None, quiet: bool = True, devices=None, chunk: int | None = None,
+          memory_limit: int | None = None, checkpoint_dir: str | None = None, resume: bool = False,
+          checkpoint_seconds: float = 60.0, on_batch=None, **params) -> xr.Dataset:
     """Runs sim `name` over `grid` (parameter -> values) and `seeds`.
 
     seeds: a count K (seeds `seed`, ..., `seed + K - 1`) or an explicit list. Traced parameters and seeds share one
-    compiled, vmapped program per combination of static parameters (shapes, choices).
+    compiled, vmapped program per combination of static parameters (shapes, choices), sharded over every device.
+    chunk: members per program (default: as many as fit in `memory_limit` bytes per device).
+    checkpoint_dir: where finished batches and scan carries are checkpointed; `resume=True` continues from them.
     """
     grid = dict(grid or {})
     cfg = make_config(name, preset, **params)
@@ -70,13 +82,24 @@ def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | 
     module = load(name)
     before = compile_lib.stats()
     t0 = time.perf_counter()
-    groups = run_groups(module.SPEC, cfg, grid, seed_list, quiet=quiet, devices=devices)
+    loaded = []
+
+    def batch_done(group, batch, from_checkpoint):
+        if from_checkpoint:
+            loaded.append(f"{group}-{batch}")
+        if on_batch:
+            on_batch(group, batch, from_checkpoint)
+
+    groups = run_groups(module.SPEC, cfg, grid, seed_list, quiet=quiet, devices=devices, chunk=chunk,
+                        limit=memory_limit, checkpoint_dir=checkpoint_dir, resume=resume,
+                        checkpoint_seconds=checkpoint_seconds, on_batch=batch_done)
     after = compile_lib.stats()
     compile_seconds = after["compile_seconds"] - before["compile_seconds"]
     attrs = dict(sim=name, preset=preset or "", config=config_lib.to_dict(cfg),
                  grid={k: [config_lib.coerce(module.Config, k, v) for v in vs] for k, vs in grid.items()},
                  seeds=seed_list, compile_seconds=compile_seconds, compilations=after["compiles"] - before["compiles"],
-                 run_seconds=time.perf_counter() - t0 - compile_seconds, **export.environment())
+                 run_seconds=time.perf_counter() - t0 - compile_seconds, batches_from_checkpoint=loaded,
+                 **export.environment())
     return export.to_dataset(module.SPEC, groups, list(grid), cfg.record_every, attrs)
 
 

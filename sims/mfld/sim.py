@@ -112,6 +112,13 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
 
 SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.particles)
 
+def workspace(config: Config) -> int:
+    """Bytes of a step's and a record's temporaries: about four (M, N, n) activation arrays on the training data
+    (pre-activations, tanh, their pullback, the gradient's product) and one on the test data."""
+    itemsize = jnp.dtype(jnp.result_type(float)).itemsize
+    return 4 * itemsize * config.ensemble * config.particles * (config.samples + config.test_samples)
+
+
 SPEC = sweep.Spec(
     name="mfld",
     config_cls=Config,
@@ -123,6 +130,7 @@ SPEC = sweep.Spec(
                         "theory_model_error", "theory_particle_variance", "theory_dual", "theory_relaxation_rate",
                         "theory_free_energy_gap", "theory_f_star", "theory_mean", "theory_mean_cov",
                         "bound_model_error"}),
+    workspace=workspace,
 )
 
 

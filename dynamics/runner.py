@@ -1,0 +1,129 @@
+"""Runs one batch of sweep members (configs of one static shape) as one vmapped program sharded over devices:
+start, then scan chunks (with progress and carry checkpoints between them), then finish.
+
+Every program is jitted with its inputs and outputs sharded along the member axis, so the carry keeps one sharding
+from chunk to chunk, and compiled ahead of time through `dynamics.compile` (one compilation per shape).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from dynamics import compile as compile_lib
+from dynamics import devices as devices_lib
+from dynamics import trajectory
+from dynamics.checkpoint import Checkpoints
+
+__all__ = ["run_batch", "chunk_records", "member_bytes"]
+
+
+def chunk_records(total: int, target_chunks: int = 20) -> int:
+    """Records per scan chunk: the largest divisor of `total` no larger than total/target_chunks, so every chunk has
+    one shape (one compilation). Falls back to one chunk when `total` has no useful divisor."""
+    cap = max(1, math.ceil(total / target_chunks))
+    best = max(d for d in range(1, cap + 1) if total % d == 0)
+    return best if best * 200 >= total else total
+
+
+def member_bytes(spec, config) -> int:
+    """Estimated device memory of one member: its carry twice (the chunk's input and output), a scan chunk of
+    records, and the sim's own estimate of its step's temporaries (`spec.workspace`)."""
+    carry, record = jax.eval_shape(lambda k: trajectory.start(spec.simulation, config, k), jax.random.key(0))
+    nbytes = lambda tree: sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)
+                              if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
+    total = config.steps // config.record_every
+    return 2 * nbytes(carry) + nbytes(record) * chunk_records(total) + int(spec.workspace(config))
+
+
+class _Progress:
+    def __init__(self, label: str, total_steps: int, quiet: bool):
+        self.label, self.total, self.quiet = label, total_steps, quiet or not devices_lib.is_writer()
+        self.t0 = self.last = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        now = time.perf_counter()
+        if self.quiet or (now - self.last < 2.0 and done < self.total):
+            return
+        self.last = now
+        rate = done / max(now - self.t0, 1e-9)
+        eta = (self.total - done) / rate if rate > 0 else float("inf")
+        print(f"  {self.label} step {done}/{self.total}  {rate:,.0f} steps/s  ETA {eta:,.0f}s", file=sys.stderr,
+              flush=True)
+
+
+def _fns(spec, devices) -> dict[str, Callable]:
+    sim, shard = spec.simulation, devices_lib.sharding(devices)
+    jit = lambda f, **kw: jax.jit(f, in_shardings=shard, out_shardings=shard, **kw)
+    return dict(
+        start=jit(jax.vmap(lambda c, k: trajectory.start(sim, c, k))),
+        advance=lambda num, every: jit(jax.vmap(lambda c, carry: trajectory.advance(sim, c, carry, num, every)),
+                                       donate_argnums=(1,)),
+        finish=jit(jax.vmap(lambda c, carry: trajectory.finish(sim, c, carry))),
+    )
+
+
+_FNS: dict[Any, dict[str, Callable]] = {}
+
+
+def _stack(configs):
+    """One config whose traced leaves carry a leading member axis (numpy, in JAX's default dtypes)."""
+    def stack(*xs):
+        arr = np.asarray(xs)
+        return arr.astype(jax.dtypes.canonicalize_dtype(arr.dtype))
+    return jax.tree_util.tree_map(stack, *configs)
+
+
+def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool, devices,
+              checkpoints: Checkpoints, batch: tuple[int, int], checkpoint_seconds: float = 60.0):
+    """Runs `configs` (member i with key `jax.random.key(seeds[i])`) as one program.
+
+    Returns numpy outputs with a leading member axis and the names of those that are records (axis 1 is `step`).
+    Resumes from `checkpoints` when they hold this batch's carry.
+    """
+    key = (spec.name, tuple(devices))
+    fns = _FNS[key] if key in _FNS else _FNS.setdefault(key, _fns(spec, devices))
+    size = len(configs)
+    cfg = devices_lib.put(_stack(configs), devices)
+    keys = devices_lib.put(jnp.stack([jax.random.key(s) for s in seeds]), devices)
+    steps, every = configs[0].steps, configs[0].record_every
+    total = steps // every
+    chunk = chunk_records(total) if total else 0
+
+    carry, first = compile_lib.compiled((*key, "start"), fns["start"], cfg, keys)(cfg, keys)
+    records, done = [devices_lib.gather(first)], 0
+    saved = checkpoints.load_carry(*batch)
+    if saved is not None:
+        leaves, recorded, done = saved
+        fresh, treedef = jax.tree_util.tree_flatten(carry)
+        restored = [jax.random.wrap_key_data(x) if jnp.issubdtype(f.dtype, jax.dtypes.prng_key) else x
+                    for x, f in zip(devices_lib.put(leaves, devices), fresh)]
+        carry, records = jax.tree_util.tree_unflatten(treedef, restored), [recorded]
+    if total:
+        advance = compile_lib.compiled((*key, "advance", chunk, every), fns["advance"](chunk, every), cfg, carry)
+    progress = _Progress(label, steps, quiet)
+    last_save = time.perf_counter()
+    while done < total:
+        carry, recs = advance(cfg, carry)
+        records.append(devices_lib.gather(recs))
+        done += chunk
+        progress.update(done * every)
+        if done < total and time.perf_counter() - last_save >= checkpoint_seconds:
+            merged = _concat(records)
+            records = [merged]
+            checkpoints.save_carry(*batch, jax.tree_util.tree_leaves(devices_lib.gather(carry)), merged, done)
+            last_save = time.perf_counter()
+    final = devices_lib.gather(compile_lib.compiled((*key, "finish"), fns["finish"], cfg, carry)(cfg, carry))
+    recorded = _concat(records)
+    outputs = {k: np.asarray(v)[:size] for k, v in {**final, **recorded}.items()}
+    return outputs, tuple(recorded)
+
+
+def _concat(records: list[dict]) -> dict:
+    return {k: np.concatenate([r[k] for r in records], axis=1) for k in records[0]}
