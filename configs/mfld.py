@@ -44,7 +44,7 @@ class Config:
     teacher_width: int = param(4, "neurons of the teacher network (dataset=teacher)", units="count", low=1)
     output_scale: float = param(2.0, "R, output scale of the tanh neurons (|h| <= R)", units="> 0", traced=True,
                                 low=0.0, low_inclusive=False)
-    noise: float = param(0.1, "label noise std (teacher, gaussian_linear); radial noise std (circles)",
+    noise: float = param(0.1, "label noise std (teacher, gaussian_linear); std of the 2-D input noise (circles)",
                          units=">= 0", traced=True, low=0.0)
     init_scale: float = param(1.0, "std of the initial particles, x ~ N(0, init_scale^2 I)", units=">= 0",
                               traced=True, low=0.0)

@@ -41,15 +41,18 @@ def _gaussian_linear(config, key, z):
 def _draw(config, task_key, key, n, dtype):
     """n samples (z, y) of the config's data set; `task_key` fixes the task (teacher, beta) across draws.
 
-    One normal draw of shape (n, d + 1) gives the inputs and the label noise (circles: label sign, angle from two
-    normals, radial noise), so a data set costs one random-number kernel to compile and run.
+    One normal draw of shape (n, d + 1) gives the inputs and the label noise (circles: the angle from two normals,
+    the 2-D noise from two more), so a data set costs one random-number kernel to compile and run.
     """
     if config.dataset == "circles":
+        # As sklearn's make_circles: balanced classes on radii 1 (label -1) and 2 (+1), isotropic Gaussian noise of
+        # std `noise` on each coordinate.
         g = jax.random.normal(key, (n, 4), dtype)
-        label = jnp.where(g[:, 0] > 0, 1.0, -1.0).astype(dtype)  # two concentric circles, radii 1 (-1) and 2 (+1)
-        angle = jnp.arctan2(g[:, 1], g[:, 2])  # uniform on the circle: the angle of an isotropic Gaussian
-        radius = 1.5 + 0.5 * label + config.noise * g[:, 3]
-        return jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)], axis=1), label
+        label = jnp.where(jnp.arange(n) % 2 == 0, -1.0, 1.0).astype(dtype)
+        angle = jnp.arctan2(g[:, 0], g[:, 1])  # uniform on the circle: the angle of an isotropic Gaussian
+        radius = 1.5 + 0.5 * label
+        circle = jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)], axis=1)
+        return circle + config.noise * g[:, 2:], label
     g = jax.random.normal(key, (n, config.dim + 1), dtype)
     z, label_noise = g[:, :-1], config.noise * g[:, -1]
     if config.dataset == "teacher":

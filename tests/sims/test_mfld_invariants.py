@@ -55,7 +55,8 @@ def test_same_seed_gives_the_same_arrays(case):
     chex.assert_trees_all_equal(again.loss.values, ds.loss.values)
 
 
-def test_circles_labels_are_signs_and_radii_match_their_circle():
+def test_circles_classes_are_balanced_and_noiseless_points_lie_on_their_circle():
     ds = sims.run("mfld", seed=0, **{**TINY, **CASES["circles-logistic"], "noise": 0.0})
     radius = np.linalg.norm(ds.z_train.values, axis=1)
     np.testing.assert_allclose(radius, 1.5 + 0.5 * ds.y_train.values, rtol=1e-12)
+    assert sorted(set(ds.y_train.values)) == [-1.0, 1.0] and ds.y_train.values.sum() == 0

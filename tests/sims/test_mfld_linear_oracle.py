@@ -99,6 +99,22 @@ def test_dual_bound_holds_for_every_sample(stationary, n):
     assert float(ds.dual.max()) <= float(ds.theory_dual) + 1e-12
 
 
+def test_dual_maximum_equals_gaussian_free_energy(stationary):
+    """Strong duality for the linear neuron: max_g D(g) = L(mu*), where D is the closed-form Gaussian log-partition
+    dual and L(mu*) = F(m*, s^2) - lambda p/2 log(2 pi e s^2) is computed from the Gibbs law directly. D is a concave
+    quadratic in g, maximized by Newton's method from one step; both sides are float64 sums of O(1) terms (1e-12)."""
+    import jax
+    ds = stationary.sel(particles=8)
+    config = sims.make_config("mfld", "linear_oracle", particles=8)
+    z, y = ds.z_train.values, ds.y_train.values
+    dual = lambda g: theory.dual_linear(config, g, z, y)
+    g0 = np.zeros_like(y)
+    g_star = g0 - np.linalg.solve(jax.hessian(dual)(g0), jax.grad(dual)(g0))
+    free_energy = theory.linear_oracle(config, z, y).free_energy
+    np.testing.assert_allclose(dual(g_star), free_energy, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(jax.grad(dual)(g_star), 0, atol=1e-12)
+
+
 def test_model_error_falls_as_one_over_n(stationary):
     from dynamics.report import loglog_slope
     errors = [float(_tail(stationary.model_error.sel(particles=n)).mean()) for n in PARTICLES]

@@ -9,7 +9,7 @@ from dynamics.report import loglog_slope
 from sims.mfld import data, theory
 
 PARTICLES = [4, 8, 16, 32, 64]
-REPLICAS = 128
+REPLICAS = 320
 
 # The theory note's reference values, stable to 1e-13 under grid refinement.
 F_STAR = [0.26070926, 0.43842562, 0.61105047, 0.67968742]
@@ -33,7 +33,9 @@ def test_quadrature_reproduces_reference_optimum():
 
 @pytest.fixture(scope="module")
 def chaos():
-    """N in {4, ..., 64}, 128 replicas, 4000 steps at eta = 0.02 (80 time units; the second half is averaged)."""
+    """N in {4, ..., 64}, 320 replicas, 4000 steps at eta = 0.02 (80 time units; the second half is averaged).
+    320 replicas bring the excess F0's relative standard error to about 5% (N = 16) and 12% (N = 64), so the fitted
+    slope's own standard error is about 0.04 and the +-0.15 window is about 4 of them."""
     return sims.sweep("mfld", {"particles": PARTICLES}, REPLICAS, preset="tanh2d_oracle", steps=4000,
                       record_every=100)
 
@@ -46,13 +48,17 @@ def _stationary(da):
 
 @pytest.mark.parametrize("name", ["model_error", "excess_loss"])
 def test_propagation_of_chaos_error_falls_as_one_over_n(chaos, name):
-    """Theorem 1 with Lemma 1: the particle error is O(1/N) with a constant free of the LSI constant. The fitted
-    log-log slope must be -1 within 0.15 (the issue's tolerance): the fit's own sampling error, from ~3% per point
-    standard errors over a log-N range of 2.8, is about 0.02, and the finite-N curvature the rest."""
-    series = chaos.model_error if name == "model_error" else chaos.loss - chaos.theory_loss
-    means, ses = zip(*(_stationary(series.sel(particles=n)) for n in PARTICLES))
-    assert np.all(np.asarray(means) > 4 * np.asarray(ses)), (means, ses)  # resolved above noise at every N
+    """Theorem 1 with Lemma 1 bounds the model error by 2B/N with a constant free of the LSI constant; the excess
+    E F0(rho) - F0(mu*) is not sign-definite, and its 1/N is the law the theory note reports measured. The fitted
+    log-log slope must be -1 within 0.15 (the issue's window). The slope's sampling standard error, propagated from
+    each point's, must be below 0.05 for that window to mean something; finite-N curvature takes the rest."""
+    series = chaos.model_error if name == "model_error" else chaos.loss - chaos.theory_optimum_loss
+    means, ses = map(np.asarray, zip(*(_stationary(series.sel(particles=n)) for n in PARTICLES)))
+    assert np.all(means > 4 * ses), (means, ses)  # resolved above noise at every N
     slope, _ = loglog_slope(PARTICLES, means)
+    lx = np.log(PARTICLES)
+    slope_se = np.sqrt(np.sum(((lx - lx.mean()) / np.sum((lx - lx.mean()) ** 2) * ses / means) ** 2))
+    assert slope_se < 0.05, slope_se
     assert abs(slope + 1) <= 0.15, (slope, means)
 
 
@@ -65,6 +71,8 @@ def test_model_error_stays_below_theorem_one_bound(chaos, n):
 
 @pytest.mark.parametrize("n", PARTICLES)
 def test_dual_is_a_lower_bound_for_every_sample(chaos, n):
-    """Weak duality: D(g_rho) <= L(mu*) for every g, hence for every recorded sample (float64 rounding: 1e-12)."""
+    """Weak duality: D(g_rho) <= L(mu*) for every g, hence for every recorded sample (float64 rounding: 1e-12).
+    L(mu*) here is D(g*) on the same grid, so this checks the recorded g_rho, not the dual itself: that is
+    `test_quadrature_reproduces_reference_optimum`'s job, against the independent reference value."""
     ds = chaos.sel(particles=n)
     assert float(ds.dual.max()) <= float(ds.theory_dual) + 1e-12
