@@ -10,7 +10,7 @@ import sims
 from dynamics import export, report
 
 FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "figures")
-# The presets' gallery runs: float64 where a theory check needs it, seeds for the oracles' statistics.
+# The presets' gallery runs, with enough seeds for the oracles' statistics (run under --x64 for float64).
 RUNS = {
     "mfld": {
         "linear_oracle": dict(grid={"particles": [2, 8, 32, 128]}, seeds=256),

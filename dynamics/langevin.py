@@ -23,7 +23,16 @@ import jax
 import jax.numpy as jnp
 import optax
 
-__all__ = ["ParticleState", "particle_dynamics", "langevin_noise", "noisy_gd"]
+__all__ = ["ParticleState", "particle_dynamics", "langevin_noise", "noisy_gd", "gaussian"]
+
+
+def gaussian(key, shape, dtype=None) -> jax.Array:
+    """Standard normal draws of `shape`, drawn flat and reshaped: XLA:CPU compiles threefry for a multi-dimensional
+    shape 4-6x slower (0.8-1.3 s against 0.2 s for 11,520 numbers), and every sweep group pays that again."""
+    size = 1
+    for n in shape:
+        size *= n
+    return jax.random.normal(key, (size,), dtype or jnp.result_type(float)).reshape(shape)
 
 
 class ParticleState(NamedTuple):
@@ -64,7 +73,7 @@ def langevin_noise(temperature, lr) -> optax.GradientTransformationExtraArgs:
         leaves, treedef = jax.tree_util.tree_flatten(updates)
         keys = jax.random.split(key, len(leaves))
         scale = jnp.sqrt(2.0 * temperature / lr)
-        noisy = [g - (scale * jax.random.normal(k, g.shape, g.dtype)).astype(g.dtype) for g, k in zip(leaves, keys)]
+        noisy = [g - (scale * gaussian(k, g.shape, g.dtype)).astype(g.dtype) for g, k in zip(leaves, keys)]
         return jax.tree_util.tree_unflatten(treedef, noisy), state
 
     return optax.GradientTransformationExtraArgs(init, update)

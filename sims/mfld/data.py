@@ -8,6 +8,8 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from dynamics.langevin import gaussian
+
 __all__ = ["Data", "make_data", "FOUR_POINT_Z", "FOUR_POINT_Y"]
 
 # The theory note's oracle 2 (four scalar inputs and targets).
@@ -27,14 +29,14 @@ class Data(NamedTuple):
 
 def _teacher(config, key, z):
     """A fixed tanh teacher: y = (2/k) sum_j tanh(w_j . z) with unit-norm random directions w_j (k = teacher_width)."""
-    w = jax.random.normal(key, (config.teacher_width, config.dim), z.dtype)
+    w = gaussian(key, (config.teacher_width, config.dim), z.dtype)
     w = w / jnp.linalg.norm(w, axis=1, keepdims=True)
     return 2.0 * jnp.mean(jnp.tanh(z @ w.T), axis=1)
 
 
 def _gaussian_linear(config, key, z):
     """y = beta . z with beta ~ N(0, I/d) fixed by the data key."""
-    beta = jax.random.normal(key, (config.dim,), z.dtype) / jnp.sqrt(config.dim)
+    beta = gaussian(key, (config.dim,), z.dtype) / jnp.sqrt(config.dim)
     return z @ beta
 
 
@@ -47,13 +49,13 @@ def _draw(config, task_key, key, n, dtype):
     if config.dataset == "circles":
         # As sklearn's make_circles: balanced classes on radii 1 (label -1) and 2 (+1), isotropic Gaussian noise of
         # std `noise` on each coordinate.
-        g = jax.random.normal(key, (n, 4), dtype)
+        g = gaussian(key, (n, 4), dtype)
         label = jnp.where(jnp.arange(n) % 2 == 0, -1.0, 1.0).astype(dtype)
         angle = jnp.arctan2(g[:, 0], g[:, 1])  # uniform on the circle: the angle of an isotropic Gaussian
         radius = 1.5 + 0.5 * label
         circle = jnp.stack([radius * jnp.cos(angle), radius * jnp.sin(angle)], axis=1)
         return circle + config.noise * g[:, 2:], label
-    g = jax.random.normal(key, (n, config.dim + 1), dtype)
+    g = gaussian(key, (n, config.dim + 1), dtype)
     z, label_noise = g[:, :-1], config.noise * g[:, -1]
     if config.dataset == "teacher":
         return z, _teacher(config, task_key, z) + label_noise

@@ -12,6 +12,8 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from dynamics.langevin import gaussian
+
 __all__ = ["param_dim", "neurons", "predict", "loss_value", "loss_slope", "loss_smoothness", "first_variation_grad",
            "init_particles"]
 
@@ -92,4 +94,4 @@ def _tanh_first_variation_grad(config, x_NP, z_nD, y_n):
 def init_particles(config, key) -> jax.Array:
     """x ~ N(0, init_scale^2 I): (M, N, p)."""
     shape = (config.ensemble, config.particles, param_dim(config))
-    return config.init_scale * jax.random.normal(key, shape, jnp.result_type(float))
+    return config.init_scale * gaussian(key, shape)
