@@ -1,11 +1,12 @@
 """Sweeps at scale: the same arrays on 1, 2 and 4 devices, on 2 processes, chunked or not, and across a kill and
 resume; an oversized sweep is refused before compiling.
 
-Comparisons are exact (np.array_equal): each member's randomness is `fold_in` of its own seed's key with the step,
-and its arithmetic does not depend on which device, process or batch runs it, so the trajectory may not differ in a
-single bit. One exception, measured: a program of exactly one member lets XLA drop the batch axis and reassociate
-the dual bound's final reduction, which then differs by 1-2 ulp (4e-16) while the state stays bit-identical; the
-dual is compared to 8 ulp there.
+Each member's randomness is `fold_in` of its own seed's key with the step, so which device, process or batch runs it
+cannot change what it computes; only XLA's code generation for different batch shapes can change the last bits.
+Measured on this project's CPUs: the arrays are bit-identical on 1, 2 and 4 devices, on 2 processes and across a
+resume, and those comparisons are exact. Batches of one or two members are fused differently (FMA contraction and
+reduction order) and differ by at most 3 ulp after 100 steps of the contracting linear-oracle dynamics; they are
+compared to 64 ulp of each field's largest value, far below the O(1) change of any real difference (another key).
 """
 
 import json
@@ -27,7 +28,6 @@ SWEEP = ["--preset=linear_oracle", "--particles=8", "--steps=100", "--record_eve
          "--sweep=temperature=0.05,0.1,0.2", "--seeds=3", "--test_samples=4", "--scaling=false", "--quiet",
          "--compilation_cache="]
 FIELDS = ("loss", "objective", "dual", "particle_mean", "final_particles", "test_prediction")
-REDUCED = ("dual",)
 
 
 def _cli(args, devices=1, **popen):
@@ -43,13 +43,12 @@ def _run(args, devices=1):
     return out, err
 
 
-def _assert_identical(a, b, reduced_ulps=0):
+def _assert_identical(a, b, ulps=0):
     for name in FIELDS:
-        if name in REDUCED and reduced_ulps:
-            # ulps of the largest value: the dual is a difference of O(1) terms, so its error is absolute
+        if ulps:
             scale = np.nanmax(np.abs(b[name].values))
             np.testing.assert_allclose(a[name].values, b[name].values, rtol=0,
-                                       atol=reduced_ulps * np.finfo(float).eps * scale)
+                                       atol=ulps * np.finfo(b[name].dtype).eps * scale, err_msg=name)
         else:
             assert np.array_equal(a[name].values, b[name].values, equal_nan=True), name
 
@@ -88,10 +87,10 @@ def unchunked():
     return sims.sweep("mfld", {"temperature": [0.05, 0.1, 0.2]}, 3, **PARAMS)
 
 
-@pytest.mark.parametrize("chunk", [1, 3, 9])
+@pytest.mark.parametrize("chunk", [1, 2, 3, 9])
 def test_chunked_sweep_equals_unchunked(unchunked, chunk):
     chunked = sims.sweep("mfld", {"temperature": [0.05, 0.1, 0.2]}, 3, chunk=chunk, **PARAMS)
-    _assert_identical(chunked, unchunked, reduced_ulps=8 if chunk == 1 else 0)
+    _assert_identical(chunked, unchunked, ulps=64 if chunk < 3 else 0)
 
 
 def test_oversized_sweep_is_refused_with_one_line_before_compiling(tmp_path):

@@ -1,0 +1,95 @@
+"""Optimizers that optax lacks, as `optax.GradientTransformation`s: normalized steepest descent in any entrywise or
+Schatten p-norm (SignGD, normalized GD, spectral descent), their momentum versions (Signum, momentum-NGD, Muon),
+Adam whose epsilon may be 0, and the step size eta_t = lr * t^-decay. Every hyperparameter may be a traced array.
+
+Normalized steepest descent in a norm |.| (Fan, Schmidt, Thrampoulidis 2025, "Implicit Bias of SignGD and Adam on
+Multiclass Separable Data"):
+    W <- W - eta_t Delta_t,    Delta_t = argmax_{|Delta| <= 1} <grad L, Delta>.
+For the entrywise p-norm, Delta = sign(g) |g|^(q-1) / |g|_q^(q-1) with 1/p + 1/q = 1 (p = inf: sign(g); p = 2:
+g / |g|_F). For the Schatten p-norm, the same map acts on the singular values (p = inf: U V^T, spectral descent).
+Each parameter array is its own matrix: the argmax is taken leaf by leaf.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+import optax
+
+__all__ = ["steepest_direction", "scale_by_steepest_descent", "polynomial_step", "steepest_descent",
+           "scale_by_adam_guarded", "adam"]
+
+
+def _dual_exponent(p: float) -> float:
+    if p == math.inf:
+        return 1.0
+    if p <= 1:
+        raise ValueError(f"p={p}: steepest descent needs p > 1 (p = 1 has no unique direction)")
+    return p / (p - 1)
+
+
+def _unit_map(x, q: float):
+    """x -> sign(x) |x|^(q-1) / |x|_q^(q-1), with 0 for x = 0 (the argmax of <x, d> over the unit p-ball)."""
+    if q == 1.0:
+        return jnp.sign(x)
+    scale = jnp.max(jnp.abs(x))
+    safe = jnp.where(scale > 0, scale, 1.0)
+    y = x / safe  # scale-free: the map is homogeneous of degree 0, and this keeps |y|^(q-1) in range
+    norm = jnp.sum(jnp.abs(y) ** q) ** ((q - 1) / q)
+    return jnp.where(scale > 0, jnp.sign(y) * jnp.abs(y) ** (q - 1) / norm, 0.0)
+
+
+def steepest_direction(g: jax.Array, p: float = math.inf, kind: str = "entrywise") -> jax.Array:
+    """argmax_{|D| <= 1} <g, D> for the entrywise or Schatten p-norm of a vector or matrix g."""
+    q = _dual_exponent(p)
+    if kind == "entrywise":
+        return _unit_map(g, q)
+    if kind != "schatten":
+        raise ValueError(f"kind={kind!r}: allowed entrywise, schatten")
+    u, s, vt = jnp.linalg.svd(g, full_matrices=False)
+    return (u * _unit_map(s, q)) @ vt
+
+
+def scale_by_steepest_descent(p: float = math.inf, kind: str = "entrywise") -> optax.GradientTransformation:
+    """Replaces each gradient leaf by its steepest-descent direction in the p-norm (scale-free)."""
+    return optax.stateless(lambda updates, params=None: jax.tree_util.tree_map(
+        lambda g: steepest_direction(g, p, kind), updates))
+
+
+def polynomial_step(lr, decay) -> optax.GradientTransformation:
+    """Multiplies by -lr * t^-decay at step t = 1, 2, ...; lr and decay may be traced (no recompilation)."""
+    def schedule(count):
+        return -lr * (count + 1.0) ** (-decay)
+    return optax.scale_by_schedule(schedule)
+
+
+def steepest_descent(lr, decay=0.0, p: float = math.inf, kind: str = "entrywise",
+                     momentum=None) -> optax.GradientTransformation:
+    """Normalized steepest descent; with `momentum` (beta) the direction is taken of m_t = g_t + beta m_{t-1}:
+    Signum (p = inf, entrywise), momentum-NGD (p = 2), Muon (p = inf, Schatten)."""
+    chain = [] if momentum is None else [optax.trace(decay=momentum)]
+    return optax.chain(*chain, scale_by_steepest_descent(p, kind), polynomial_step(lr, decay))
+
+
+def scale_by_adam_guarded(b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformation:
+    """Adam's m_hat / (sqrt(v_hat) + eps), where an entry whose gradient has always been 0 gets 0 instead of 0/0, so
+    eps = 0 (the theorem's Adam) is safe."""
+    inner = optax.scale_by_adam(b1=b1, b2=b2, eps=0.0)
+
+    def update(updates, state, params=None):
+        _, state = inner.update(updates, state, params)
+        count = state.count.astype(jnp.result_type(float))
+        def direction(m, v):
+            m_hat, v_hat = m / (1 - b1 ** count), v / (1 - b2 ** count)
+            root = jnp.sqrt(v_hat)
+            return jnp.where(root > 0, m_hat / jnp.where(root > 0, root + eps, 1.0), 0.0)
+        return jax.tree_util.tree_map(direction, state.mu, state.nu), state
+
+    return optax.GradientTransformation(inner.init, update)
+
+
+def adam(lr, decay=0.0, b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformation:
+    """Adam with the step lr * t^-decay and a guarded epsilon (default 0)."""
+    return optax.chain(scale_by_adam_guarded(b1, b2, eps), polynomial_step(lr, decay))
