@@ -24,6 +24,8 @@ setup(
         "h5netcdf>=1.3",
         "h5py>=3.10",
         "matplotlib>=3.8",
+        # The exact max-margin references of implicit_bias: the spectral margin is an SDP, the SVM a QP (Clarabel).
+        "cvxpy>=1.5",
     ],
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
 )

@@ -13,13 +13,15 @@ Each parameter array is its own matrix: the argmax is taken leaf by leaf.
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
 __all__ = ["steepest_direction", "scale_by_steepest_descent", "polynomial_step", "steepest_descent",
-           "scale_by_adam_guarded", "adam"]
+           "scale_by_adam_guarded", "adam", "LogScaled", "log_momentum", "mantissa_direction", "exp_scale",
+           "log_adam"]
 
 
 def _dual_exponent(p: float) -> float:
@@ -93,3 +95,74 @@ def scale_by_adam_guarded(b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformat
 def adam(lr, decay=0.0, b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformation:
     """Adam with the step lr * t^-decay and a guarded epsilon (default 0)."""
     return optax.chain(scale_by_adam_guarded(b1, b2, eps), polynomial_step(lr, decay))
+
+
+# Gradients carried in log scale.
+# Late in training on separable data the loss gradient is exp(-margin * |W|): it underflows, and 1 - softmax rounds
+# to 0 while the off-class terms do not, so a scale-free method then follows rounding noise. A sim can hand these
+# transformations its gradient as LogScaled(log_scale, mantissa), gradient = exp(log_scale) * mantissa, computed in
+# log space without cancellation. Scale-free directions use the mantissa; momentum and Adam keep their running
+# averages in log scale too; GD multiplies the scale back in.
+
+
+class LogScaled(NamedTuple):
+    """A gradient exp(log_scale) * mantissa: log_scale a scalar, mantissa an array with max |entry| ~ 1."""
+    log_scale: jax.Array
+    mantissa: jax.Array
+
+
+def _add_log_scaled(a: LogScaled, log_wa, b: LogScaled, log_wb) -> LogScaled:
+    """exp(log_wa) a + exp(log_wb) b, in log scale."""
+    sa, sb = a.log_scale + log_wa, b.log_scale + log_wb
+    s = jnp.maximum(sa, sb)
+    return LogScaled(s, jnp.exp(sa - s) * a.mantissa + jnp.exp(sb - s) * b.mantissa)
+
+
+def log_momentum(beta) -> optax.GradientTransformation:
+    """m_t = beta m_{t-1} + g_t on LogScaled gradients (the direction of m is what Signum, momentum-NGD and Muon use)."""
+    def init(params):
+        return LogScaled(jnp.asarray(-jnp.inf, params.dtype), jnp.zeros_like(params))
+
+    def update(g: LogScaled, m: LogScaled, params=None):
+        m = _add_log_scaled(m, jnp.log(beta), g, 0.0)
+        return m, m
+
+    return optax.GradientTransformation(init, update)
+
+
+def mantissa_direction(p: float = math.inf, kind: str = "entrywise") -> optax.GradientTransformation:
+    """The steepest-descent direction of a LogScaled gradient: the mantissa's, since the map ignores scale."""
+    return optax.stateless(lambda g, params=None: steepest_direction(g.mantissa, p, kind))
+
+
+def exp_scale() -> optax.GradientTransformation:
+    """A LogScaled gradient as a plain array (GD: the step keeps the gradient's magnitude)."""
+    return optax.stateless(lambda g, params=None: jnp.exp(g.log_scale) * g.mantissa)
+
+
+class LogAdamState(NamedTuple):
+    count: jax.Array
+    mu: LogScaled
+    nu: LogScaled
+
+
+def log_adam(b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformation:
+    """Adam's m_hat / (sqrt(v_hat) + eps) on LogScaled gradients, with both moments kept in log scale; an entry whose
+    gradient has always been 0 gets 0 (eps = 0 is the theorem's Adam)."""
+    def init(params):
+        zero = LogScaled(jnp.asarray(-jnp.inf, params.dtype), jnp.zeros_like(params))
+        return LogAdamState(jnp.zeros((), jnp.int32), zero, zero)
+
+    def update(g: LogScaled, state: LogAdamState, params=None):
+        count = state.count + 1
+        mu = _add_log_scaled(state.mu, jnp.log(b1), g, jnp.log1p(-b1))
+        nu = _add_log_scaled(state.nu, jnp.log(b2), LogScaled(2 * g.log_scale, g.mantissa ** 2), jnp.log1p(-b2))
+        t = count.astype(g.mantissa.dtype)
+        m_hat = mu.mantissa / (1 - b1 ** t)
+        root = jnp.sqrt(nu.mantissa / (1 - b2 ** t))
+        # m_hat e^{s_m} / (root e^{s_v/2} + eps) = e^{s_m - s_v/2} m_hat / (root + eps e^{-s_v/2})
+        denominator = root + eps * jnp.exp(-nu.log_scale / 2)
+        ratio = jnp.where(root > 0, m_hat / jnp.where(root > 0, denominator, 1.0), 0.0)
+        return jnp.exp(mu.log_scale - nu.log_scale / 2) * ratio, LogAdamState(count, mu, nu)
+
+    return optax.GradientTransformation(init, update)

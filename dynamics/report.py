@@ -1,7 +1,8 @@
 """Simulation beside theory: stationary estimates with standard errors, log-log slopes, and the printed table.
 
 A `Row` compares one simulated number with one theory number under a relation:
-  "=" agreement within `tolerance`, "<=" / ">=" a bound that must hold up to `tolerance`.
+  "=" agreement within `tolerance`, "<=" / ">=" a bound that must hold up to `tolerance`, "~" shown side by side
+  where the theory gives a limit or an order, not a number a finite run must meet (no verdict).
 Tolerances come from `stationary`: the Student-t half-width of a two-sided 99.7% interval for the estimate's degrees
 of freedom (3 standard errors for many seeds, 6.4 for the 4 of five batch means), so every "=" row has the same
 0.3% false-alarm rate.
@@ -31,6 +32,8 @@ class Row(NamedTuple):
 
 def verdict(row: Row) -> str:
     sim, th, tol = row.simulated, row.theory, row.tolerance
+    if row.relation == "~":
+        return "-"
     if not (math.isfinite(sim) and math.isfinite(th)):
         return "n/a" if math.isfinite(sim) or math.isnan(sim) else "DIVERGED"
     if row.relation == "=":

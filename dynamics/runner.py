@@ -35,7 +35,9 @@ def chunk_records(total: int, target_chunks: int = 20) -> int:
 def member_bytes(spec, config) -> int:
     """Estimated device memory of one member: its carry twice (the chunk's input and output), a scan chunk of
     records, and the sim's own estimate of its step's temporaries (`spec.workspace`)."""
-    carry, record = jax.eval_shape(lambda k: trajectory.start(spec.simulation, config, k), jax.random.key(0))
+    prepared = (spec.prepare(config),) if spec.prepare else ()
+    carry, record = jax.eval_shape(lambda k, *p: trajectory.start(spec.simulation, config, k, *p), jax.random.key(0),
+                                   *prepared)
     nbytes = lambda tree: sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)
                               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
     total = config.steps // config.record_every
@@ -62,7 +64,7 @@ def _fns(spec, devices) -> dict[str, Callable]:
     sim, shard = spec.simulation, devices_lib.sharding(devices)
     jit = lambda f, **kw: jax.jit(f, in_shardings=shard, out_shardings=shard, **kw)
     return dict(
-        start=jit(jax.vmap(lambda c, k: trajectory.start(sim, c, k))),
+        start=jit(jax.vmap(lambda c, k, *prepared: trajectory.start(sim, c, k, *prepared))),
         advance=lambda num, every: jit(jax.vmap(lambda c, carry: trajectory.advance(sim, c, carry, num, every)),
                                        donate_argnums=(1,)),
         finish=jit(jax.vmap(lambda c, carry: trajectory.finish(sim, c, carry))),
@@ -96,7 +98,8 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
     total = steps // every
     chunk = chunk_records(total) if total else 0
 
-    carry, first = compile_lib.compiled((*key, "start"), fns["start"], cfg, keys)(cfg, keys)
+    prepared = (devices_lib.put(_stack([spec.prepare(c) for c in configs]), devices),) if spec.prepare else ()
+    carry, first = compile_lib.compiled((*key, "start"), fns["start"], cfg, keys, *prepared)(cfg, keys, *prepared)
     records, done = [devices_lib.gather(first)], 0
     saved = checkpoints.load_carry(*batch)
     if saved is not None:

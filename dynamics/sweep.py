@@ -38,7 +38,8 @@ class Spec(NamedTuple):
     name: the sim's name; config_cls: its config class (with static `steps` and `record_every` fields);
     simulation: its `trajectory.Simulation`; dims: for each output, the names of its axes (records get a leading
     `step` axis besides); seedless: outputs that do not depend on the key (data, theory), stored without a `seed`
-    axis; workspace: bytes of temporaries one member's step needs beyond its state (for the memory estimate).
+    axis; workspace: bytes of temporaries one member's step needs beyond its state (for the memory estimate);
+    prepare: host-side work per member before the run (exact solvers), whose pytree of arrays `init` receives.
     """
     name: str
     config_cls: type
@@ -46,6 +47,7 @@ class Spec(NamedTuple):
     dims: dict[str, tuple[str, ...]]
     seedless: frozenset = frozenset()
     workspace: Callable[[Any], int] = lambda config: 0
+    prepare: Callable[[Any], Any] | None = None
 
 
 class Group(NamedTuple):

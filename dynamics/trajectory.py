@@ -2,10 +2,13 @@
 
 A simulator hands the engine its dynamics as a `Simulation`, four pure functions of its config:
 
-    init(config, key) -> state                 # data, particles, optimizer state: one pytree
+    init(config, key[, prepared]) -> state     # data, particles, optimizer state: one pytree
     step(config, state, key) -> state           # one step of the dynamic
     record(config, state) -> {name: array}      # observables, recorded at step 0 and every `record_every` steps
     final(config, state) -> {name: array}       # what is kept of the last state, and the closed-form theory
+
+A sim whose theory needs host-side solvers (an LP, an SDP) computes it before the run in its `Spec.prepare(config)`;
+the engine passes the result, one per member, to `init` as `prepared`.
 
 `simulate(sim, config, key)` composes them into one function that `jit` and `vmap` take. The sweep engine uses the
 same pieces through `start`/`advance`/`finish`, so that a long run advances in chunks (progress, checkpoints)
@@ -63,10 +66,10 @@ def _flag(nonfinite, bad, at):
     return jnp.where((nonfinite < 0) & bad, at, nonfinite).astype(jnp.int32)
 
 
-def start(sim: Simulation, config, key) -> tuple[Carry, dict]:
+def start(sim: Simulation, config, key, *prepared) -> tuple[Carry, dict]:
     """The initial carry and the step-0 record (each record value gets a leading `step` axis of length 1)."""
     init_key, dynamics_key = jax.random.split(key)
-    state = sim.init(config, init_key)
+    state = sim.init(config, init_key, *prepared)
     record = sim.record(config, state)
     nonfinite = _flag(jnp.int32(-1), ~_all_finite(sim.watch(state)) | _any_inf(record), 0)
     carry = Carry(state, jnp.zeros((), jnp.int32), nonfinite, dynamics_key)
@@ -95,9 +98,9 @@ def finish(sim: Simulation, config, carry: Carry) -> dict:
     return out
 
 
-def simulate(sim: Simulation, config, key, *, steps: int, record_every: int) -> dict:
+def simulate(sim: Simulation, config, key, *prepared, steps: int, record_every: int) -> dict:
     """The whole run as one function: final outputs plus every record, stacked along a leading `step` axis."""
-    carry, first = start(sim, config, key)
+    carry, first = start(sim, config, key, *prepared)
     carry, rest = advance(sim, config, carry, steps // record_every, record_every)
     records = jax.tree_util.tree_map(lambda a, b: jnp.concatenate([a, b]), first, rest)
     return {**finish(sim, config, carry), **records}

@@ -23,7 +23,7 @@ from dynamics.sweep import plan, run_groups
 
 __all__ = ["NAMES", "load", "make_config", "check", "run", "sweep"]
 
-NAMES = ("mfld",)
+NAMES = ("mfld", "implicit_bias")
 
 
 def load(name: str):

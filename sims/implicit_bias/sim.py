@@ -1,0 +1,156 @@
+"""`implicit_bias` dynamics: full-batch training of a linear multiclass classifier by one optimizer, the margin gaps
+and correlations recorded along the way, and the exact max-margin references computed before the run.
+
+    W_(t+1) = W_t - eta_t Delta_t,  eta_t = lr * t^-lr_decay,  Delta_t from the optimizer (dynamics.optimizers)
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from configs.implicit_bias import Config
+from dynamics import config as config_lib
+from dynamics import langevin, optimizers, sweep, trajectory
+from sims.implicit_bias import model, theory
+
+__all__ = ["State", "SIMULATION", "SPEC", "simulate", "prepare", "make_data", "optimizer"]
+
+NORMS = theory.NORMS  # ("max", "fro", "spectral")
+
+
+def make_data(config: Config) -> tuple[np.ndarray, np.ndarray]:
+    """The paper's recipe: k centres ~ N(0, I_d), per_class points ~ N(centre, noise^2 I) around each, from
+    `jax.random.key(data_seed)`. Returns x (n, d) float64 and y (n,) int32, class-major."""
+    k_centres, k_points = jax.random.split(jax.random.key(config.data_seed))
+    centres = np.asarray(langevin.gaussian(k_centres, (config.classes, config.dim), jnp.float32), np.float64)
+    offsets = np.asarray(langevin.gaussian(k_points, (config.classes, config.per_class, config.dim), jnp.float32),
+                         np.float64)
+    x = (centres[:, None, :] + config.noise * offsets).reshape(-1, config.dim)
+    return x, np.repeat(np.arange(config.classes, dtype=np.int32), config.per_class)
+
+
+@functools.lru_cache(maxsize=32)
+def _references(classes, dim, per_class, noise, data_seed):
+    config = Config(classes=classes, dim=dim, per_class=per_class, noise=noise, data_seed=data_seed)
+    x, y = make_data(config)
+    try:
+        optima = {"max": theory.max_norm_margin(x, y, classes), "fro": theory.frobenius_margin(x, y, classes),
+                  "spectral": theory.spectral_margin(x, y, classes)}
+    except theory.NotSeparableError as e:
+        raise config_lib.ConfigError(f"--noise={noise}: {e}; allowed: data that a linear classifier separates "
+                                     "(less noise, or larger dim)") from None
+    dtype = jnp.result_type(float)
+    out = dict(x=x.astype(dtype), y=y)
+    for norm, opt in optima.items():
+        out[f"gamma_{norm}"] = np.asarray(opt.gamma, dtype)
+        out[f"W_{norm}"] = opt.W.astype(dtype)
+    return out
+
+
+def prepare(config: Config) -> dict[str, np.ndarray]:
+    """Host side, before the run: the data and the exact max margins in the three norms (LP, QP, SDP), cached per
+    data set so a sweep over optimizers or seeds solves them once."""
+    return _references(config.classes, config.dim, config.per_class, float(config.noise), int(config.data_seed))
+
+
+def optimizer(config: Config):
+    """The config's optimizer as an optax chain on LogScaled gradients."""
+    step = optimizers.polynomial_step(config.lr, config.lr_decay)
+    o = config.optimizer
+    if o == "gd":
+        return optimizers.optax.chain(optimizers.exp_scale(), step)
+    if o == "adam":
+        return optimizers.optax.chain(optimizers.log_adam(config.beta1, config.beta2, config.eps), step)
+    p, kind = {"ngd": (2.0, "entrywise"), "signgd": (math.inf, "entrywise"), "lp": (config.p, "entrywise"),
+               "spectral": (math.inf, "schatten"), "schatten": (config.p, "schatten"),
+               "signum": (math.inf, "entrywise"), "momentum_ngd": (2.0, "entrywise"),
+               "muon": (math.inf, "schatten")}[o]
+    chain = [optimizers.log_momentum(config.momentum)] if o in ("signum", "momentum_ngd", "muon") else []
+    return optimizers.optax.chain(*chain, optimizers.mantissa_direction(p, kind), step)
+
+
+class State(NamedTuple):
+    """weights: the ParticleState of W (k, d) and its optimizer; refs: the data and the exact references."""
+    weights: langevin.ParticleState
+    refs: dict
+
+
+def _dynamics(config: Config, refs: dict):
+    grad = lambda W: model.log_scaled_gradient(config, W, refs["x"], refs["y"])
+    return langevin.particle_dynamics(grad, optimizer(config))
+
+
+def init(config: Config, key, refs: dict) -> State:
+    """W_0 = 0, as in the paper."""
+    del key
+    init_fn, _ = _dynamics(config, refs)
+    return State(init_fn(jnp.zeros((config.classes, config.dim), refs["x"].dtype)), refs)
+
+
+def step(config: Config, state: State, key) -> State:
+    _, step_fn = _dynamics(config, state.refs)
+    return state._replace(weights=step_fn(state.weights, key))
+
+
+def _norm(W, norm):
+    if norm == "max":
+        return jnp.max(jnp.abs(W))
+    if norm == "fro":
+        return jnp.linalg.norm(W)
+    return jnp.linalg.norm(W, 2)
+
+
+def record(config: Config, state: State) -> dict[str, jax.Array]:
+    """loss; for each norm in (max, fro, spectral): gap_<norm> = gamma - m(W)/|W| (gamma at W = 0) and
+    correlation_<norm> = <W, W*>_F / (|W|_F |W*|_F) with that norm's max-margin solution W* (0 at W = 0)."""
+    W, refs = state.weights.params, state.refs
+    z = model.logits(W, refs["x"])
+    m = model.margin(z, refs["y"])
+    fro = jnp.linalg.norm(W)
+    out = dict(loss=model.loss_value(config, z, refs["y"]))
+    for norm in NORMS:
+        size = _norm(W, norm)
+        normalized = jnp.where(size > 0, m / jnp.where(size > 0, size, 1.0), 0.0)
+        out[f"gap_{norm}"] = refs[f"gamma_{norm}"] - normalized
+        star = refs[f"W_{norm}"]
+        out[f"correlation_{norm}"] = jnp.where(fro > 0, jnp.sum(W * star) / (jnp.where(fro > 0, fro, 1.0)
+                                                                              * jnp.linalg.norm(star)), 0.0)
+    return out
+
+
+def final(config: Config, state: State) -> dict[str, jax.Array]:
+    refs = state.refs
+    out = dict(weights=state.weights.params, data_x=refs["x"], data_y=refs["y"])
+    for norm in NORMS:
+        out[f"theory_margin_{norm}"] = refs[f"gamma_{norm}"]
+        out[f"theory_weights_{norm}"] = refs[f"W_{norm}"]
+    return out
+
+
+SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.weights.params)
+
+SPEC = sweep.Spec(
+    name="implicit_bias",
+    config_cls=Config,
+    simulation=SIMULATION,
+    dims=dict(weights=("class", "feature"), data_x=("sample", "feature"), data_y=("sample",),
+              **{f"theory_weights_{n}": ("class", "feature") for n in NORMS}),
+    seedless=frozenset({"data_x", "data_y", *(f"theory_margin_{n}" for n in NORMS),
+                        *(f"theory_weights_{n}" for n in NORMS)}),
+    workspace=lambda config: 8 * jnp.dtype(jnp.result_type(float)).itemsize * config.classes ** 2
+    * config.per_class * config.dim,
+    prepare=prepare,
+)
+
+
+def simulate(config: Config, key, refs: dict[str, Any] | None = None) -> dict[str, jax.Array]:
+    """One whole run as a pure function of (config, key, refs) that `jax.jit` and `jax.vmap` take; refs defaults to
+    `prepare(config)` (host side, so pass it explicitly under jit)."""
+    refs = prepare(config) if refs is None else refs
+    return trajectory.simulate(SIMULATION, config, key, refs, steps=config.steps, record_every=config.record_every)
