@@ -18,12 +18,17 @@ RUNS = {
         "poc_circles": dict(seeds=1),
         "poc_multi_index": dict(seeds=1),
     },
+    "implicit_bias": {
+        "figures": dict(seeds=1),
+    },
 }
 
 
-def make_all() -> None:
+def make_all(names=None) -> None:
     os.makedirs(FIGURES, exist_ok=True)
     for name, presets in RUNS.items():
+        if names and name not in names:
+            continue
         module = sims.load(name)
         for preset, run in presets.items():
             grid = run.get("grid") or module.PRESET_SWEEPS.get(preset, {})
