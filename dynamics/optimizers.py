@@ -161,7 +161,8 @@ def log_adam(b1=0.9, b2=0.99, eps=0.0) -> optax.GradientTransformation:
         m_hat = mu.mantissa / (1 - b1 ** t)
         root = jnp.sqrt(nu.mantissa / (1 - b2 ** t))
         # m_hat e^{s_m} / (root e^{s_v/2} + eps) = e^{s_m - s_v/2} m_hat / (root + eps e^{-s_v/2})
-        denominator = root + eps * jnp.exp(-nu.log_scale / 2)
+        # eps * e^{-s_v/2} overflows to inf when v underflows: the step is then ~0, and eps = 0 must not make 0 * inf
+        denominator = root + jnp.where(eps > 0, eps * jnp.exp(-nu.log_scale / 2), 0.0)
         ratio = jnp.where(root > 0, m_hat / jnp.where(root > 0, denominator, 1.0), 0.0)
         return jnp.exp(mu.log_scale - nu.log_scale / 2) * ratio, LogAdamState(count, mu, nu)
 

@@ -102,3 +102,34 @@ def test_adam_with_positive_epsilon_matches_optax():
         u1, s1 = ours.update(g, s1)
         u2, s2 = theirs.update(g, s2)
         chex.assert_trees_all_close(u1, u2, rtol=1e-10)
+
+
+def test_log_momentum_equals_plain_momentum_at_moderate_scale():
+    """m_t = g_t + beta m_(t-1) kept as exp(s) * mantissa: where nothing underflows it is the plain recursion."""
+    ours = optimizers.log_momentum(0.9)
+    state = ours.init(jnp.zeros(3))
+    plain = jnp.zeros(3)
+    for k in range(4):
+        g = jax.random.normal(jax.random.key(k), (3,))
+        scale = float(k) - 2.0
+        m, state = ours.update(optimizers.LogScaled(jnp.asarray(scale), g), state)
+        plain = jnp.exp(scale) * g + 0.9 * plain
+        chex.assert_trees_all_close(jnp.exp(m.log_scale) * m.mantissa, plain, rtol=1e-12)
+
+
+def test_log_adam_equals_optax_adam_and_survives_underflow():
+    """On LogScaled gradients Adam equals optax.adam's direction where nothing underflows, and stays finite and
+    unchanged when every gradient is multiplied by e^-1000 (which is 0 in float64)."""
+    ours, theirs = optimizers.log_adam(0.9, 0.99, 1e-8), optax.scale_by_adam(0.9, 0.99, 1e-8)
+    tiny = optimizers.log_adam(0.9, 0.99, 0.0)
+    s1, s2, s3 = ours.init(jnp.zeros(4)), theirs.init(jnp.zeros(4)), tiny.init(jnp.zeros(4))
+    reference = optimizers.log_adam(0.9, 0.99, 0.0)
+    s4 = reference.init(jnp.zeros(4))
+    for k in range(5):
+        g = jax.random.normal(jax.random.key(k), (4,))
+        u1, s1 = ours.update(optimizers.LogScaled(jnp.asarray(0.0), g), s1)
+        u2, s2 = theirs.update(g, s2)
+        chex.assert_trees_all_close(u1, u2, rtol=1e-9)
+        u3, s3 = tiny.update(optimizers.LogScaled(jnp.asarray(-1000.0), g), s3)
+        u4, s4 = reference.update(optimizers.LogScaled(jnp.asarray(0.0), g), s4)
+        chex.assert_trees_all_close(u3, u4, rtol=1e-12)
