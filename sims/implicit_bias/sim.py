@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 
 from configs.implicit_bias import Config
 from dynamics import config as config_lib
@@ -64,15 +65,15 @@ def optimizer(config: Config):
     step = optimizers.polynomial_step(config.lr, config.lr_decay)
     o = config.optimizer
     if o == "gd":
-        return optimizers.optax.chain(optimizers.exp_scale(), step)
+        return optax.chain(optimizers.exp_scale(), step)
     if o == "adam":
-        return optimizers.optax.chain(optimizers.log_adam(config.beta1, config.beta2, config.eps), step)
+        return optax.chain(optimizers.log_adam(config.beta1, config.beta2, config.eps), step)
     p, kind = {"ngd": (2.0, "entrywise"), "signgd": (math.inf, "entrywise"), "lp": (config.p, "entrywise"),
                "spectral": (math.inf, "schatten"), "schatten": (config.p, "schatten"),
                "signum": (math.inf, "entrywise"), "momentum_ngd": (2.0, "entrywise"),
                "muon": (math.inf, "schatten")}[o]
     chain = [optimizers.log_momentum(config.momentum)] if o in ("signum", "momentum_ngd", "muon") else []
-    return optimizers.optax.chain(*chain, optimizers.mantissa_direction(p, kind), step)
+    return optax.chain(*chain, optimizers.mantissa_direction(p, kind), step)
 
 
 class State(NamedTuple):
