@@ -15,6 +15,7 @@ RUNS = {
     "mfld": {
         "linear_oracle": dict(grid={"particles": [2, 8, 32, 128]}, seeds=256),
         "tanh2d_oracle": dict(grid={"particles": [4, 8, 16, 32, 64]}, seeds=64),
+        "tanh2d_free_energy": dict(seeds=64),
         "poc_circles": dict(seeds=1),
         "poc_multi_index": dict(seeds=1),
     },

@@ -50,6 +50,9 @@ class Config:
                               traced=True, low=0.0)
     data_seed: int = param(0, "seed of the training and test data (shared by all seeds of a sweep)", units="int",
                            traced=True, low=0)
+    interpolation: float = param(1.0, "s of thermodynamic integration: the drift uses (1-s) dF0/dmu(mu*) + "
+                                 "s dF0/dmu(rho); 1 is mean-field Langevin (s < 1 needs an oracle: linear or tanh2d, "
+                                 "squared loss)", units="[0, 1]", traced=True, low=0.0, high=1.0)
 
     def check(self) -> None:
         """Cross-field validation: raises ConfigError naming the offending parameter."""
@@ -63,6 +66,9 @@ class Config:
                               "must be dim=1, samples=4")
         if self.dataset == "circles" and self.dim != 2:
             raise ConfigError(f"--dim={self.dim}: dataset=circles is planar; must be 2")
+        if self.interpolation < 1 and (self.model == "tanh" or self.loss != "squared"):
+            raise ConfigError(f"--interpolation={self.interpolation}: needs mu* (model=linear or tanh2d, "
+                              "loss=squared); allowed: 1 otherwise")
         if self.loss == "logistic" and self.dataset != "circles":
             raise ConfigError(f"--loss=logistic: needs labels +-1; allowed with dataset=circles only, "
                               f"not {self.dataset}")
@@ -89,7 +95,14 @@ PRESETS = {
 # The sweep a preset runs when the command line gives none. The PoC figure: N from 50 to 500, and the mean-field
 # reference f_inf, one network of N_inf = 10,000 particles (its first system), as in the paper.
 REFERENCE_PARTICLES = 10_000
+# Thermodynamic integration of the free-energy gap Delta_N over s in [0, 1]: the 5-point Gauss-Legendre nodes.
+GAUSS_LEGENDRE_NODES = (0.04691007703066802, 0.23076534494715845, 0.5, 0.7692346550528415, 0.9530899229693319)
+GAUSS_LEGENDRE_WEIGHTS = (0.11846344252809454, 0.23931433524968326, 0.28444444444444444, 0.23931433524968326,
+                          0.11846344252809454)
+PRESETS["tanh2d_free_energy"] = dict(PRESETS["tanh2d_oracle"], steps=2000, record_every=20)
 PRESET_SWEEPS = {
+    # Theorem 1's particle term: N Delta_N <= B, with Delta_N by thermodynamic integration (theory note).
+    "tanh2d_free_energy": {"interpolation": list(GAUSS_LEGENDRE_NODES), "particles": [4, 8, 16, 32]},
     "poc_circles": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
     "poc_multi_index": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
 }

@@ -15,7 +15,7 @@ import jax.numpy as jnp
 from dynamics.langevin import gaussian
 
 __all__ = ["param_dim", "neurons", "predict", "loss_value", "loss_slope", "loss_smoothness", "first_variation_grad",
-           "init_particles"]
+           "potential_grad", "init_particles"]
 
 
 def param_dim(config) -> int:
@@ -68,6 +68,13 @@ def first_variation_grad(config, x_NP: jax.Array, z_nD: jax.Array, y_n: jax.Arra
     h_Nn, pullback = jax.vjp(lambda x: neurons(config, x, z_nD), x_NP)
     slope_n = loss_slope(config, jnp.mean(h_Nn, axis=0), y_n) / z_nD.shape[0]
     return pullback(jnp.broadcast_to(slope_n, h_Nn.shape))[0]
+
+
+def potential_grad(config, x_NP: jax.Array, z_nD: jax.Array, weights_n: jax.Array) -> jax.Array:
+    """grad_x of sum_j weights_j h(x, z_j) at every particle: (N, p). With weights g*/n it is the gradient of the
+    optimum's first variation dF0/dmu(mu*), the fixed potential of thermodynamic integration."""
+    h_Nn, pullback = jax.vjp(lambda x: neurons(config, x, z_nD), x_NP)
+    return pullback(jnp.broadcast_to(weights_n, h_Nn.shape))[0]
 
 
 def _tanh_first_variation_grad(config, x_NP, z_nD, y_n):

@@ -154,11 +154,47 @@ def _poc_rows(ds: xr.Dataset) -> list[Row]:
     return rows
 
 
+def free_energy_gap(ds: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray] | None:
+    """Delta_N = (1/N) L^N(mu*^(N)) - L(mu*) by thermodynamic integration (theory note): the stationary E B_F0(rho, mu*)
+    under the interpolated drift at the 5 Gauss-Legendre nodes s_i of `interpolation`, summed with their weights.
+    Returns (Delta_N, its standard error) over the other swept parameters, or None when s is not swept at the nodes."""
+    from configs.mfld import GAUSS_LEGENDRE_NODES, GAUSS_LEGENDRE_WEIGHTS
+    if "interpolation" not in _grid(ds) or not np.allclose(ds.interpolation.values, GAUSS_LEGENDRE_NODES):
+        return None
+    tail = ds.bregman.isel(step=slice(ds.sizes["step"] // 2, None)).mean("step")
+    weights = xr.DataArray(list(GAUSS_LEGENDRE_WEIGHTS), coords={"interpolation": ds.interpolation})
+    mean = (tail.mean("seed") * weights).sum("interpolation")
+    se = np.sqrt(((tail.std("seed", ddof=1) / np.sqrt(tail.sizes["seed"]) * weights) ** 2).sum("interpolation"))
+    return mean, se
+
+
+def _free_energy_rows(ds: xr.Dataset) -> list[Row]:
+    gap = free_energy_gap(ds)
+    if gap is None:
+        return []
+    mean, se = gap
+    rows = []
+    others = [g for g in _grid(ds) if g != "interpolation"]
+    for label, sel in points(mean, others):
+        n = float(sel.get("particles", json.loads(ds.attrs["config"])["particles"]))
+        point = ds.sel(sel).isel(interpolation=-1)
+        m, width = float(mean.sel(sel)), halfwidth(float(se.sel(sel)), ds.sizes["seed"] - 1)
+        exact = _scalar(point.theory_free_energy_gap)
+        if math.isfinite(exact):
+            rows.append(Row("Delta_N (thermodynamic integration)", label or "-", m, exact, "=", width,
+                            "(lambda/2N) sum_k log(1 + gamma_k), continuous time: O(eta) apart"))
+        bound = _scalar(point.bound_model_error) / 2 * n  # 2B/N / 2 * N = B
+        rows.append(Row("N Delta_N", label or "-", n * m, bound, "<=", n * width, "Theorem 1: B = L_l R^2 / 2"))
+    return rows
+
+
 def compare(ds: xr.Dataset) -> list[Row]:
     """Every comparison of simulation with theory that this run's model and data allow."""
     grid = _grid(ds)
     if poc_errors(ds) is not None:
         return _poc_rows(ds)
+    if free_energy_gap(ds) is not None:
+        return _free_energy_rows(ds)
     rows = []
     for label, sel in points(ds, grid):
         rows.extend(_point_rows(ds.sel(sel), label or "-"))

@@ -27,9 +27,19 @@ class State(NamedTuple):
     theory: dict
 
 
-def _dynamics(config: Config, data: data_lib.Data):
-    grad = jax.vmap(lambda x: model.first_variation_grad(config, x, data.z_train, data.y_train))
-    return langevin.particle_dynamics(grad, langevin.noisy_gd(config.lr, config.temperature, config.l2))
+def _dynamics(config: Config, data: data_lib.Data, oracle: dict):
+    """Noisy GD on the first variation; with an oracle, on the interpolation (1-s) dF0/dmu(mu*) + s dF0/dmu(rho) of
+    thermodynamic integration (s = config.interpolation; s = 1 is mean-field Langevin itself)."""
+    z, y = data.z_train, data.y_train
+
+    def drift(x):
+        current = model.first_variation_grad(config, x, z, y)
+        if config.model == "tanh" or config.loss != "squared":
+            return current
+        fixed = model.potential_grad(config, x, z, (oracle["theory_f_star"] - y) / z.shape[0])  # g*_j / n
+        return config.interpolation * current + (1 - config.interpolation) * fixed
+
+    return langevin.particle_dynamics(jax.vmap(drift), langevin.noisy_gd(config.lr, config.temperature, config.l2))
 
 
 def _oracle(config: Config, data: data_lib.Data) -> dict[str, Any]:
@@ -68,12 +78,13 @@ def _own(config: Config, key):
 
 def init(config: Config, key) -> State:
     data = data_lib.make_data(config)
-    init_fn, _ = _dynamics(config, data)
-    return State(data, init_fn(model.init_particles(config, _own(config, key))), _oracle(config, data))
+    oracle = _oracle(config, data)
+    init_fn, _ = _dynamics(config, data, oracle)
+    return State(data, init_fn(model.init_particles(config, _own(config, key))), oracle)
 
 
 def step(config: Config, state: State, key) -> State:
-    _, step_fn = _dynamics(config, state.data)
+    _, step_fn = _dynamics(config, state.data, state.theory)
     return state._replace(particles=step_fn(state.particles, _own(config, key)))
 
 
@@ -89,7 +100,9 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
 
     loss: F0(f_ens) on the training data. objective: F = F0 + E r over all M N particles. model_error:
     mean_j (f_ens(z_j) - f*(z_j))^2 where f* is known. dual: D(g) at g_j = d1l(f_ens(z_j), y_j), a lower bound on
-    L(mu*). test_loss: F0 on the test data. ensemble_variance: mean_j of the unbiased variance of f_{rho_m}(z_j) across
+    L(mu*). bregman: B_F0(rho_m, mu*) = (1/2n) sum_j (f_{rho_m}(z_j) - f*(z_j))^2 averaged over the M systems, the
+    integrand of thermodynamic integration (Lemma 1). test_loss: F0 on the test data. ensemble_variance: mean_j of
+    the unbiased variance of f_{rho_m}(z_j) across
     the M systems (NaN for M = 1). particle_mean: (M, p) each system's mean particle. particle_variance: (M,) each
     system's per-coordinate variance of the particles about that mean.
     """
@@ -103,6 +116,7 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     M = config.ensemble
     spread = jnp.mean(jnp.sum((f_Mn - f_ens) ** 2, axis=0) / (M - 1)) if M > 1 else jnp.full((), jnp.nan, x.dtype)
     return dict(loss=loss,
+                bregman=jnp.mean((f_Mn - state.theory["theory_f_star"]) ** 2) / 2,
                 objective=loss + config.l2 * jnp.mean(jnp.sum(x ** 2, axis=-1)),
                 model_error=jnp.mean((f_ens - state.theory["theory_f_star"]) ** 2),
                 dual=_dual(config, model.loss_slope(config, f_ens, d.y_train), d),
