@@ -213,6 +213,8 @@ def figure(ds: xr.Dataset):
     errors = poc_errors(ds)
     if errors is not None:
         return _poc_figure(fig, ax_t, ax_n, ds, *errors)
+    if free_energy_gap(ds) is not None:
+        return _free_energy_figure(fig, ax_t, ax_n, ds)
     flat = ds.stack(point=grid) if grid else ds.expand_dims(point=[0])
     for i in range(flat.sizes["point"]):
         p = flat.isel(point=i)
@@ -272,5 +274,27 @@ def _poc_figure(fig, ax_map, ax_n, ds, sup, mse):
     ax_n.legend(fontsize=7)
     cfg = json.loads(ds.attrs["config"])
     fig.suptitle(f"mfld propagation of chaos: {cfg['dataset']}, reference N_inf = {int(ds.particles.max())}")
+    fig.tight_layout()
+    return fig
+
+
+def _free_energy_figure(fig, ax_s, ax_n, ds):
+    """Left: the thermodynamic-integration integrand N E_s B_F0(rho, mu*) against s. Right: N Delta_N against N with
+    its standard error and Theorem 1's constant B."""
+    mean, se = free_energy_gap(ds)
+    tail = ds.bregman.isel(step=slice(ds.sizes["step"] // 2, None)).mean(["step", "seed"])
+    n = ds.particles.values if "particles" in ds.dims else np.array([json.loads(ds.attrs["config"])["particles"]])
+    for k in n:
+        curve = tail.sel(particles=k) if "particles" in tail.dims else tail
+        ax_s.plot(ds.interpolation, k * curve.squeeze(), "o-", label=f"N={k}")
+    ax_s.set(xlabel="interpolation s", ylabel="N E_s B_F0(rho, mu*)")
+    ax_s.legend(fontsize=7)
+    gap = mean.values.ravel() * n
+    ax_n.errorbar(n, gap, yerr=4 * se.values.ravel() * n, fmt="o-", label="N Delta_N (thermodynamic integration)")
+    bound = float(np.ravel(ds.bound_model_error.values)[0]) / 2 * n[0]
+    ax_n.axhline(bound, color="r", lw=0.8, label="B = L_l R^2 / 2 (Theorem 1)")
+    ax_n.set(xscale="log", yscale="log", xlabel="particles N", ylabel="N Delta_N")
+    ax_n.legend(fontsize=7)
+    fig.suptitle("mfld free-energy gap: N Delta_N stays below Theorem 1's B")
     fig.tight_layout()
     return fig
