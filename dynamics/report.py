@@ -17,7 +17,7 @@ import numpy as np
 import xarray as xr
 from scipy import stats
 
-__all__ = ["Row", "verdict", "format_table", "stationary", "halfwidth", "loglog_slope", "points"]
+__all__ = ["Row", "verdict", "format_table", "series", "stationary", "halfwidth", "loglog_slope", "points"]
 
 
 class Row(NamedTuple):
@@ -58,6 +58,11 @@ def format_table(rows: Sequence[Row]) -> str:
     widths = [max(len(str(line[i])) for line in [head, *body]) for i in range(len(head))]
     fmt = lambda line: "  ".join(str(c).ljust(w) for c, w in zip(line, widths)).rstrip()
     return "\n".join([fmt(head), fmt(["-" * w for w in widths]), *map(fmt, body)])
+
+
+def series(da: xr.DataArray) -> xr.DataArray:
+    """A recorded observable averaged over every axis but `step` (seeds, systems, ...): one curve in time."""
+    return da.mean([d for d in da.dims if d != "step"])
 
 
 def stationary(da: xr.DataArray, burn_in: float = 0.5, batches: int = 5) -> tuple[float, float]:

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from dynamics.report import Row, halfwidth, loglog_slope, points
+from dynamics.report import Row, halfwidth, loglog_slope, points, series
 
 __all__ = ["compare", "figure", "scaling_grid", "own_norm", "rate_exponent"]
 
@@ -57,7 +57,7 @@ def _point_rows(ds: xr.Dataset, label: str, cfg: dict) -> list[Row]:
     own = own_norm(optimizer, eps)
     rows = []
     for norm in NORMS:
-        gap = ds[f"gap_{norm}"].mean([d for d in ds[f"gap_{norm}"].dims if d != "step"])
+        gap = series(ds[f"gap_{norm}"])
         gamma = float(np.ravel(ds[f"theory_margin_{norm}"].values)[0])
         t = int(gap.step[-1])
         if norm == own:
@@ -66,7 +66,7 @@ def _point_rows(ds: xr.Dataset, label: str, cfg: dict) -> list[Row]:
             slope, width = _decade_slope(gap)
             rows.append(Row(f"slope of {norm}-norm gap, last decade", label, slope, rate_exponent(optimizer, decay),
                             "~", width, f"exponent of the gap's upper bound for eta_t ~ t^-{decay:g}"))
-            corr = ds[f"correlation_{norm}"].mean([d for d in ds[f"correlation_{norm}"].dims if d != "step"])
+            corr = series(ds[f"correlation_{norm}"])
             rows.append(Row(f"correlation with {norm}-norm solution", label, float(corr.values[-1]), 1.0, "~", 0.0,
                             "-> 1 (the LP's maximizer is not unique: it saturates near 0.95-0.98)"))
         else:
@@ -99,9 +99,9 @@ def figure(ds: xr.Dataset):
         p = flat.isel(point=i)
         label = " ".join(f"{g}={p[g].values}" for g in grid) or p.attrs.get("sim", "")
         for j, norm in enumerate(NORMS):
-            gap = p[f"gap_{norm}"].mean([d for d in p[f"gap_{norm}"].dims if d != "step"]).values
+            gap = series(p[f"gap_{norm}"]).values
             axes[0, j].loglog(t[1:], np.where(gap[1:] > 0, gap[1:], np.nan), label=label)
-            corr = p[f"correlation_{norm}"].mean([d for d in p[f"correlation_{norm}"].dims if d != "step"])
+            corr = series(p[f"correlation_{norm}"])
             axes[1, j].semilogx(t[1:], corr.values[1:], label=label)
     for j, norm in enumerate(NORMS):
         axes[0, j].set(title=f"{norm}-norm margin gap", ylabel="gamma - m(W)/|W|")

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from dynamics.report import Row, halfwidth, loglog_slope, points, stationary
+from dynamics.report import Row, halfwidth, loglog_slope, points, series, stationary
 
 __all__ = ["compare", "figure", "scaling_grid"]
 
@@ -55,13 +55,12 @@ def _point_rows(ds: xr.Dataset, label: str) -> list[Row]:
     return rows + [_rate_row(ds, label, linear)]
 
 
-def _fitted_rate(ds: xr.Dataset, series: xr.DataArray, limit: float) -> tuple[float, float]:
-    """Exponential rate (per unit time t = lr * step) of |series - limit| over the transient, and the half-width of
+def _fitted_rate(ds: xr.Dataset, observable: xr.DataArray, limit: float) -> tuple[float, float]:
+    """Exponential rate (per unit time t = lr * step) of |observable - limit| over the transient, and the half-width of
     its 99.7% interval from the fit's residuals. Only records where the transient stands 7 half-widths (about 20 standard
     errors) above the stationary noise are used, up to the first that does not."""
-    v = series.mean([d for d in series.dims if d != "step"]).values
-    excess = np.abs(v - limit)
-    _, width = stationary(series)
+    excess = np.abs(series(observable).values - limit)
+    _, width = stationary(observable)
     above = excess > 7 * max(width, 1e-300)
     use = np.arange(np.argmin(above) if not above.all() else above.size)
     if use.size < 3:
@@ -96,11 +95,11 @@ def _scaling_rows(ds: xr.Dataset, grid: list[str]) -> list[Row]:
         sub = ds.sel(sel)
         n = sub.particles.values
         excess = sub.loss - sub.theory_optimum_loss  # E F0(rho) - F0(mu*): observed 1/N, not sign-definite
-        for name, series in (("model_error", sub.model_error), ("ensemble_variance", sub.ensemble_variance),
+        for name, observed in (("model_error", sub.model_error), ("ensemble_variance", sub.ensemble_variance),
                              ("excess loss", excess)):
-            if np.all(np.isnan(series.values)):
+            if np.all(np.isnan(observed.values)):
                 continue
-            y = [stationary(series.sel(particles=k))[0] for k in n]
+            y = [stationary(observed.sel(particles=k))[0] for k in n]
             slope, se = loglog_slope(n, y)
             rows.append(Row(f"slope of {name} in N", label or "all", slope, -1.0, "=",
                             halfwidth(se, len(n) - 2), "propagation of chaos: error ~ 1/N"))
@@ -219,7 +218,7 @@ def figure(ds: xr.Dataset):
     for i in range(flat.sizes["point"]):
         p = flat.isel(point=i)
         label = " ".join(f"{g}={p[g].values}" for g in grid)
-        loss = p.loss.mean([d for d in p.loss.dims if d != "step"])
+        loss = series(p.loss)
         line, = ax_t.plot(p.step, loss.where(np.isfinite(loss)), label=label or "loss")  # a diverged run: gaps
         theory = _scalar(p.theory_loss) if np.isfinite(_scalar(p.theory_loss)) else _scalar(p.theory_optimum_loss)
         if np.isfinite(theory):
@@ -247,7 +246,7 @@ def figure(ds: xr.Dataset):
         ax_n.legend(fontsize=7)
     elif np.isfinite(_scalar(ds.theory_dual)):
         d = flat.dual.isel(point=0)
-        ax_n.plot(flat.step, d.mean([x for x in d.dims if x != "step"]), label="dual D(g_rho)")
+        ax_n.plot(flat.step, series(d), label="dual D(g_rho)")
         ax_n.axhline(_scalar(flat.theory_dual.isel(point=0)), color="k", ls="--", label="L(mu*)")
         ax_n.set(xlabel="step", ylabel="free energy")
         ax_n.legend(fontsize=7)
