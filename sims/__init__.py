@@ -24,7 +24,7 @@ from dynamics.sweep import plan, run_groups
 
 __all__ = ["NAMES", "load", "make_config", "check", "run", "sweep"]
 
-NAMES = ("mfld", "implicit_bias", "neural_collapse", "icl_single_index")
+NAMES = ("mfld", "implicit_bias", "neural_collapse", "icl_single_index", "ntk_stability")
 
 
 def load(name: str):

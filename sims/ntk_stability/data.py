@@ -1,0 +1,62 @@
+"""Data of `ntk_stability`, drawn inside the run from `data_seed` (so a sweep over data draws is one program).
+
+The deep-net tasks normalize every input to ||x|| <= 1, as the theory needs (§2 of the paper: the smoothness and
+Lipschitz constants of Phi in w are stated for ||x|| <= 1):
+- mixture: y = +-1 equiprobable, x = (y mu + z) / sqrt(d + ||mu||^2), z ~ N(0, I_d), mu = separation e_1;
+- teacher: x = z / ||z||, y = sign(Phi(w_teacher; x)) for a random net of the same architecture (width m, depth L);
+- xor: x uniform on the hypercube {-1, +1}^d, y = x_1 x_2 (the 2-sparse parity). Not normalized: the theory note's
+  mechanism (E[y x x^T] = e_1 e_2^T + e_2 e_1^T, a constant growth factor per step at eta = m) needs ||x|| = sqrt(d);
+  the same run with x / sqrt(d) is the one with w_j ~ N(0, d I) (the net is 2-homogeneous in w and in x).
+Labels of mixture and teacher are flipped with probability `label_noise`.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from sims.ntk_stability import model
+
+__all__ = ["Data", "draw", "make_data"]
+
+
+class Data(NamedTuple):
+    """X (n, d), y (n,) the training set S; X_fresh (R, d), y_fresh (R,) the fresh samples z'_i that replace z_i
+    (i < R) in the stability replicas; X_test (n_test, d), y_test (n_test,) the test set."""
+    X: jax.Array
+    y: jax.Array
+    X_fresh: jax.Array
+    y_fresh: jax.Array
+    X_test: jax.Array
+    y_test: jax.Array
+
+
+def draw(config, task_key, key, n: int, dtype):
+    """n samples (X (n, d), y (n,)); `task_key` fixes the task (the teacher net) across draws."""
+    d = config.dim
+    k_x, k_y, k_flip = jax.random.split(key, 3)
+    if config.task == "xor":
+        X = jnp.where(jax.random.bernoulli(k_x, 0.5, (n, d)), 1.0, -1.0).astype(dtype)
+        return X, X[:, 0] * X[:, 1]
+    z = jax.random.normal(k_x, (n, d), dtype)
+    if config.task == "mixture":
+        y = jnp.where(jax.random.bernoulli(k_y, 0.5, (n,)), 1.0, -1.0).astype(dtype)
+        X = (z.at[:, 0].add(config.separation * y)) / jnp.sqrt(d + config.separation ** 2)
+    else:
+        X = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+        teacher = model.init_params(task_key, d, config.width, config.depth, dtype)
+        y = jnp.sign(model.forward(teacher, X, config.activation))
+        y = jnp.where(y == 0, 1.0, y)
+    flip = jax.random.bernoulli(k_flip, config.label_noise, (n,))
+    return X, jnp.where(flip, -y, y)
+
+
+def make_data(config, key, dtype) -> Data:
+    """S, the fresh samples and the test set, independent draws of one task."""
+    task_key, k_train, k_fresh, k_test = jax.random.split(key, 4)
+    X, y = draw(config, task_key, k_train, config.train_samples(), dtype)
+    X_fresh, y_fresh = draw(config, task_key, k_fresh, max(config.replicas, 1), dtype)
+    X_test, y_test = draw(config, task_key, k_test, config.test_samples, dtype)
+    return Data(X, y, X_fresh[:config.replicas], y_fresh[:config.replicas], X_test, y_test)

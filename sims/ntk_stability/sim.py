@@ -1,0 +1,191 @@
+"""`ntk_stability` dynamics: GD (or mini-batch SGD) on the logistic loss, run side by side on the training set S and
+on its stability replicas, with the losses, the distance from init and the stability estimates recorded along the
+way, and the NTK margin and the bound's terms computed at the end.
+
+Replicas (all vmapped in one step, from the same init w_0 and the same batch indices, i.e. common random numbers):
+  r = 0: S;  r = 1..R: S^(i) with z_i replaced by a fresh z'_i (i = r - 1);  r = R+1..2R: S \\ {z_i} (weight 0).
+The replace-one identity, exact for any algorithm A (Bousquet and Elisseeff 2002, Lemma 7):
+
+    E[F(A(S)) - F_hat(A(S))] = E[l(A(S^(i)); z_i) - l(A(S); z_i)]                                        (gap)
+
+Model stability delta(n) = mean_i ||w_T(S) - w_T(S^(i))||. The paper analyses the delete-one (leave-one-out)
+variant, reported beside it. Under SGD a deleted sample keeps its place in the index draw with weight 0, and the
+batch mean is rescaled by n / (n - 1), so the step stays an unbiased gradient of F_hat on S \\ {z_i}.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from configs.ntk_stability import Config
+from dynamics import sweep, trajectory
+from sims.ntk_stability import data as data_lib
+from sims.ntk_stability import margin as margin_lib
+from sims.ntk_stability import model
+
+__all__ = ["State", "SIMULATION", "SPEC", "simulate", "RECORDS"]
+
+RECORDS = ("train_loss", "test_loss", "train_error", "test_error", "generalization_gap", "distance",
+           "stability_replace", "stability_delete", "stability_gap_replace", "stability_gap_delete")
+
+
+class State(NamedTuple):
+    """params: the replicas' parameters (each leaf with a leading replica axis 1 + 2R); opt: optax state; w0: the
+    init (no replica axis); X (1+2R, n, d), y (1+2R, n), weights (1+2R, n): each replica's training set;
+    data: `data_lib.Data`; loss_sum: sum over the steps taken of F_hat(w_t(S)) (for the average-iterate bound)."""
+    params: dict
+    opt: Any
+    w0: dict
+    X: jax.Array
+    y: jax.Array
+    weights: jax.Array
+    data: data_lib.Data
+    loss_sum: jax.Array
+
+
+def _optimizer(config: Config) -> optax.GradientTransformation:
+    return optax.sgd(config.step_size())
+
+
+def _replica_sets(d: data_lib.Data, R: int):
+    """X (1+2R, n, d), y, weights (1+2R, n): S, the R replace-one sets and the R delete-one sets."""
+    i = jnp.arange(R)
+    X = jnp.broadcast_to(d.X, (1 + 2 * R, *d.X.shape)).at[1 + i, i].set(d.X_fresh)
+    y = jnp.broadcast_to(d.y, (1 + 2 * R, *d.y.shape)).at[1 + i, i].set(d.y_fresh)
+    w = jnp.ones(y.shape, d.X.dtype).at[1 + R + i, i].set(0.0)
+    return X, y, w
+
+
+def init(config: Config, key) -> State:
+    """The data from (key, data_seed), w_0 with every entry N(0, 1) (folded with the shape, so runs at different
+    widths do not share a prefix of their draws), and the replicas."""
+    data_key, param_key = jax.random.split(key)
+    data_key = jax.random.fold_in(data_key, config.data_seed)
+    dtype = jnp.result_type(float)
+    d = data_lib.make_data(config, data_key, dtype)
+    param_key = jax.random.fold_in(jax.random.fold_in(param_key, config.width), config.depth)
+    w0 = model.init_params(param_key, config.dim, config.width, config.depth, dtype)
+    R = config.replicas
+    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (1 + 2 * R, *x.shape)), w0)
+    X, y, weights = _replica_sets(d, R)
+    return State(params, jax.vmap(_optimizer(config).init)(params), w0, X, y, weights, d,
+                 jnp.zeros((), dtype))
+
+
+def _net(config: Config):
+    return model.network(config.task, config.activation)
+
+
+def _batch_risk(config: Config, params, X, y, weights, idx):
+    """F_hat on the replica's set, or its unbiased mini-batch estimate at indices idx (b,)."""
+    if idx is None:
+        return model.risk(_net(config), params, X, y, weights)
+    losses = model.logistic(y[idx] * _net(config)(params, X[idx]))
+    return jnp.sum(weights[idx] * losses) / (idx.shape[0] * jnp.mean(weights))
+
+
+def step(config: Config, state: State, key) -> State:
+    b, n = config.batch_size(), config.train_samples()
+    idx = jax.random.randint(key, (b,), 0, n) if b else None
+    opt = _optimizer(config)
+
+    def one(params, opt_state, X, y, weights):
+        grads = jax.grad(_batch_risk, argnums=1)(config, params, X, y, weights, idx)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    current = _replica(state.params, 0)
+    loss = model.risk(_net(config), current, state.data.X, state.data.y)
+    params, opt_state = jax.vmap(one)(state.params, state.opt, state.X, state.y, state.weights)
+    return state._replace(params=params, opt=opt_state, loss_sum=state.loss_sum + loss)
+
+
+def _replica(params, r):
+    return jax.tree_util.tree_map(lambda x: x[r], params)
+
+
+def _distance(a, b):
+    return jnp.linalg.norm(model.flatten(a) - model.flatten(b))
+
+
+def record(config: Config, state: State) -> dict[str, jax.Array]:
+    """train_loss F_hat(w_t), test_loss F(w_t) (on the test set), their 0-1 errors and generalization_gap
+    F - F_hat, distance ||w_t - w_0||; and, from the replicas, model stability mean_i ||w_t(S) - w_t(S^(i))|| and
+    the gap estimate mean_i l(w_t(S^(i)); z_i) - l(w_t(S); z_i), replace-one and delete-one (NaN without them)."""
+    d, net, R = state.data, _net(config), config.replicas
+    w = _replica(state.params, 0)
+    margins_train = d.y * net(w, d.X)
+    margins_test = d.y_test * net(w, d.X_test)
+    train, test = jnp.mean(model.logistic(margins_train)), jnp.mean(model.logistic(margins_test))
+    out = dict(train_loss=train, test_loss=test, train_error=jnp.mean(margins_train <= 0),
+               test_error=jnp.mean(margins_test <= 0), generalization_gap=test - train, distance=_distance(w, state.w0))
+    nan = jnp.full((), jnp.nan, train.dtype)
+    if not R:
+        return {**out, **{name: nan for name in RECORDS[6:]}}
+    flat = jax.vmap(model.flatten)(state.params)
+    spread = jnp.linalg.norm(flat[1:] - flat[0], axis=1)
+    # l(w_r; z_i) at the replaced point z_i = X[i] for every replica r, i < R: (1+2R, R).
+    X_i, y_i = d.X[:R], d.y[:R]
+    loss_at = jax.vmap(lambda p: model.logistic(y_i * net(p, X_i)))(state.params)
+    diag = jnp.arange(R)
+    out.update(stability_replace=jnp.mean(spread[:R]), stability_delete=jnp.mean(spread[R:]),
+               stability_gap_replace=jnp.mean(loss_at[1 + diag, diag] - loss_at[0, diag]),
+               stability_gap_delete=jnp.mean(loss_at[1 + R + diag, diag] - loss_at[0, diag]))
+    return out
+
+
+def final(config: Config, state: State) -> dict[str, jax.Array]:
+    """The data (not for xor, whose sets are large); the NTK Gram at w_0 and the margin (both programs), p*, u* (P,); the reference point
+    w* = w_0 + (log T / gamma) u* with F_hat(w*), the average-iterate training loss and the bound's terms:
+    theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||.
+    The per-sample stability terms (R,) at T are kept for standard errors over i."""
+    d, net, T, eta = state.data, _net(config), config.steps, config.step_size()
+    dtype = d.X.dtype
+    w = _replica(state.params, 0)
+    out = dict(average_train_loss=state.loss_sum / T, final_train_loss=model.risk(net, w, d.X, d.y))
+    rho_sq = _distance(w, state.w0) ** 2
+    out.update(bound_optimization=rho_sq / (eta * T), bound_stability=rho_sq / config.train_samples())
+    if config.task != "xor":
+        K = model.ntk_gram(net, state.w0, d.X)
+        m = margin_lib.ntk_margin(K, d.y, config.margin_iterations)
+        u = model.vjp_direction(net, state.w0, d.X, m.weights * d.y)
+        u = jax.tree_util.tree_map(lambda x: x / m.gamma, u)
+        radius = jnp.log(jnp.asarray(T, dtype)) / m.gamma
+        w_star = jax.tree_util.tree_map(lambda a, b: a + radius * b, state.w0, u)
+        attained = jnp.min(d.y * jax.jvp(lambda p: net(p, d.X), (state.w0,), (u,))[1])
+        reference = model.risk(net, w_star, d.X, d.y)
+        out.update(inputs=d.X, labels=d.y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual, ntk_weights=m.weights,
+                   ntk_dual=m.dual, ntk_direction=model.flatten(u), ntk_margin_attained=attained,
+                   reference_radius=radius, reference_train_loss=reference,
+                   theory_train_bound=reference + radius ** 2 / (eta * T))
+    return out
+
+
+def _workspace_entries(config: Config) -> int:
+    """Per replica, the step's activations and gradients (a few (b, m) arrays per layer and the parameters) and its
+    training set; the test set's activations; the NTK Gram and its programs' (n, n) temporaries."""
+    n, b = config.train_samples(), config.batch_size() or config.train_samples()
+    m, d, L = config.width, config.dim, config.depth
+    per_replica = 4 * b * m * L + 3 * (m * d + (L - 1) * m * m) + n * (d + 2)
+    return (1 + 2 * config.replicas) * per_replica + 4 * config.test_samples * (m + d) + 8 * n * n
+
+
+SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.params)
+
+SPEC = sweep.Spec(
+    name="ntk_stability",
+    config_cls=Config,
+    simulation=SIMULATION,
+    dims=dict(inputs=("sample", "feature"), labels=("sample",), ntk_gram=("sample", "sample2"),
+              ntk_weights=("sample",), ntk_dual=("sample",), ntk_direction=("parameter",)),
+    workspace=lambda config: jnp.dtype(jnp.result_type(float)).itemsize * _workspace_entries(config),
+)
+
+
+def simulate(config: Config, key) -> dict[str, jax.Array]:
+    """One whole run as a pure function of (config, key) that `jax.jit` and `jax.vmap` take."""
+    return trajectory.simulate(SIMULATION, config, key, steps=config.steps, record_every=config.record_every)
