@@ -27,6 +27,11 @@ RUNS = {
         "relu_frame": dict(seeds=4),
         "step_table": dict(seeds=1),
     },
+    "ntk_stability": {
+        "figure1": dict(seeds=32),
+        "xor": dict(seeds=8),
+        "xor_small_step": dict(seeds=4),
+    },
 }
 
 

@@ -35,8 +35,11 @@ def load(name: str):
 
 
 def make_config(name: str, preset: str | None = None, **params):
-    """The validated config of sim `name`: its defaults, overridden by `preset`, then by `params`."""
+    """The validated config of sim `name`: its defaults, overridden by `preset`, then by `params`. A sim may name
+    the preset that `params` imply when none is given (`implied_preset(params)`, e.g. `--task=xor`)."""
     module = load(name)
+    if preset is None and hasattr(module, "implied_preset"):
+        preset = module.implied_preset(params)
     base = {}
     if preset is not None:
         if preset not in module.PRESETS:

@@ -57,6 +57,10 @@ BAD_INPUT = [
     _case(["--sim=neural_collapse", "--nonnegative=maybe"], "--nonnegative=maybe", "true or false"),
     _case(["--sim=icl_single_index", "--link=0,0"], "--link=0,0", "Hermite coefficients"),
     _case(["--sim=icl_single_index", "--rank=40"], "--rank=40", "<= --dim=32"),
+    _case(["--sim=ntk_stability", "--task=xor", "--activation=gelu"], "--activation=gelu", "quadratic"),
+    _case(["--sim=ntk_stability", "--replicas=500"], "--replicas=500", "<= n = 100"),
+    _case(["--sim=ntk_stability", "--label_noise=0.5"], "--label_noise=0.5", "< 0.5"),
+    _case(["--sim=ntk_stability", "--second_layer=uniform"], "--second_layer=uniform", "sign, gaussian"),
 ]
 
 

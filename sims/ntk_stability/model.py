@@ -53,16 +53,23 @@ def forward(params: dict, X, activation: str):
     return H @ params["out"] / math.sqrt(m)
 
 
-def xor_forward(params: dict, X):
-    """f(x_i) = (1/m) sum_j a_j (w_j . x_i)^2 for the rows of X (n, d), with a = params["out"] held fixed."""
-    a = jax.lax.stop_gradient(params["out"])
+def xor_forward(params: dict, X, second_layer: str = "sign"):
+    """f(x_i) = (1/m) sum_j a_j (w_j . x_i)^2 for the rows of X (n, d), with the second layer a held fixed:
+    a_j = sign(v_j) (second_layer "sign") or a_j = v_j ("gaussian"), v = params["out"] ~ N(0, I_m).
+
+    Why the signs: one step with eta = m maps w_j to (I + 2 a_j C_hat) w_j, C_hat = batch mean of |l'| y x x^T, whose
+    mean e_1 e_2^T + e_2 e_1^T has eigenvalues +-1 (times the mean |l'| <= 1) on e_1 +- e_2. The right direction
+    (e_1 + sign(a_j) e_2) grows by 1 + 2|a_j| lambda, the wrong one by |1 - 2|a_j| lambda|: with |a_j| = 1 the wrong
+    one never grows, while a Gaussian a_j with |a_j| > 1 (a third of the neurons) amplifies it too."""
+    v = jax.lax.stop_gradient(params["out"])
+    a = jnp.sign(v) if second_layer == "sign" else v
     return jnp.square(X @ params["first"].T) @ a / a.shape[0]
 
 
-def network(task: str, activation: str):
+def network(task: str, activation: str, second_layer: str = "sign"):
     """net(params, X) -> (n,): the XOR net for task xor, else the deep net with the given activation."""
     if task == "xor":
-        return xor_forward
+        return lambda params, X: xor_forward(params, X, second_layer)
     return lambda params, X: forward(params, X, activation)
 
 

@@ -77,7 +77,7 @@ def init(config: Config, key) -> State:
 
 
 def _net(config: Config):
-    return model.network(config.task, config.activation)
+    return model.network(config.task, config.activation, config.second_layer)
 
 
 def _batch_risk(config: Config, params, X, y, weights, idx):
@@ -171,7 +171,8 @@ def _workspace_entries(config: Config) -> int:
     n, b = config.train_samples(), config.batch_size() or config.train_samples()
     m, d, L = config.width, config.dim, config.depth
     per_replica = 4 * b * m * L + 3 * (m * d + (L - 1) * m * m) + n * (d + 2)
-    return (1 + 2 * config.replicas) * per_replica + 4 * config.test_samples * (m + d) + 8 * n * n
+    gram = 8 * n * n if config.task != "xor" else 0
+    return (1 + 2 * config.replicas) * per_replica + 4 * config.test_samples * (m + d) + gram
 
 
 SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.params)
