@@ -23,17 +23,17 @@ TASKS = ("mixture", "teacher", "xor")
 @config
 class Config:
     sim_name = "ntk_stability"
-    task: str = param("mixture", "data: mixture (two Gaussian classes at +-mu), teacher (labels of a random net of "
-                      "the same architecture), or xor (y = x_1 x_2 on the hypercube, the large-step experiment)",
-                      choices=TASKS)
+    task: str = param("mixture", "data: mixture (two Gaussian classes at +-mu), teacher (labels of a fixed random "
+                      "net: width 64, 2 hidden layers, the run's activation), or xor (y = x_1 x_2 on the hypercube, "
+                      "the large-step experiment)", choices=TASKS)
     dim: int = param(10, "d, input dimension", units="count", low=2)
     samples: int = param(100, "n, training samples", units="count", low=2)
     samples_per_dim: int = param(0, "if > 0, n = samples_per_dim * d, overriding samples (linear sample complexity "
                                  "in a sweep over d)", units="count", low=0)
     test_samples: int = param(4000, "fresh samples that estimate the test loss F and the test accuracy",
                               units="count", low=1)
-    separation: float = param(2.0, "mixture: ||mu|| before normalization (x = y mu + z, z ~ N(0, I_d), then "
-                              "x / sqrt(d + ||mu||^2))", units=">= 0", traced=True, low=0.0)
+    separation: float = param(2.0, "mixture: ||mu|| before normalization (v = y mu + z, z ~ N(0, I_d), then "
+                              "x = v / ||v|| on the unit sphere)", units=">= 0", traced=True, low=0.0)
     label_noise: float = param(0.0, "probability that a label is flipped (mixture and teacher)", units="[0, 0.5)",
                                traced=True, low=0.0, high=0.5, high_inclusive=False)
     width: int = param(64, "m, hidden width", units="count", low=1)

@@ -1,9 +1,10 @@
 """Data of `ntk_stability`, drawn inside the run from `data_seed` (so a sweep over data draws is one program).
 
-The deep-net tasks normalize every input to ||x|| <= 1, as the theory needs (§2 of the paper: the smoothness and
-Lipschitz constants of Phi in w are stated for ||x|| <= 1):
-- mixture: y = +-1 equiprobable, x = (y mu + z) / sqrt(d + ||mu||^2), z ~ N(0, I_d), mu = separation e_1;
-- teacher: x = z / ||z||, y = sign(Phi(w_teacher; x)) for a random net of the same architecture (width m, depth L);
+The deep-net tasks put every input on the unit sphere, so ||x|| <= 1 as the theory needs (§2 of the paper: the
+smoothness and Lipschitz constants of Phi in w are stated for ||x|| <= 1):
+- mixture: y = +-1 equiprobable, x = v / ||v|| with v = y mu + z, z ~ N(0, I_d), mu = separation e_1;
+- teacher: x = z / ||z||, y = sign(Phi(w_teacher; x)) for a random net in the same parameterization with the run's
+  activation and a fixed architecture (TEACHER_WIDTH, TEACHER_DEPTH), so that sweeps over m and L keep the task;
 - xor: x uniform on the hypercube {-1, +1}^d, y = x_1 x_2 (the 2-sparse parity). Not normalized: the theory note's
   mechanism (E[y x x^T] = e_1 e_2^T + e_2 e_1^T, a constant growth factor per step at eta = m) needs ||x|| = sqrt(d);
   the same run with x / sqrt(d) is the one with w_j ~ N(0, d I) (the net is 2-homogeneous in w and in x). With x / sqrt(d)
@@ -28,7 +29,9 @@ import jax.numpy as jnp
 
 from sims.ntk_stability import model
 
-__all__ = ["Data", "draw", "make_data"]
+__all__ = ["Data", "draw", "make_data", "TEACHER_WIDTH", "TEACHER_DEPTH"]
+
+TEACHER_WIDTH, TEACHER_DEPTH = 64, 2
 
 
 class Data(NamedTuple):
@@ -52,10 +55,11 @@ def draw(config, task_key, key, n: int, dtype):
     z = jax.random.normal(k_x, (n, d), dtype)
     if config.task == "mixture":
         y = jnp.where(jax.random.bernoulli(k_y, 0.5, (n,)), 1.0, -1.0).astype(dtype)
-        X = (z.at[:, 0].add(config.separation * y)) / jnp.sqrt(d + config.separation ** 2)
+        v = z.at[:, 0].add(config.separation * y)
+        X = v / jnp.linalg.norm(v, axis=1, keepdims=True)
     else:
         X = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-        teacher = model.init_params(task_key, d, config.width, config.depth, dtype)
+        teacher = model.init_params(task_key, d, TEACHER_WIDTH, TEACHER_DEPTH, dtype)
         y = jnp.sign(model.forward(teacher, X, config.activation))
         y = jnp.where(y == 0, 1.0, y)
     flip = jax.random.bernoulli(k_flip, config.label_noise, (n,))

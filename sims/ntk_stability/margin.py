@@ -27,11 +27,13 @@ __all__ = ["Margin", "simplex_qp", "svm_dual", "ntk_margin"]
 
 
 class Margin(NamedTuple):
-    """gamma from the simplex QP, gamma_dual from the SVM dual, p* (n,) the simplex weights, alpha* (n,)."""
+    """gamma from the simplex QP, gamma_dual from the SVM dual, p* (n,) the simplex weights, alpha* (n,), and
+    whether both programs met their optimality conditions within the iteration cap."""
     gamma: jax.Array
     gamma_dual: jax.Array
     weights: jax.Array
     dual: jax.Array
+    converged: jax.Array
 
 
 def _tolerance(Q):
@@ -67,11 +69,14 @@ def _active_set(Q, x0, mask0, subproblem, violated, max_iterations):
         z = subproblem(mask)
         blocking = mask & (z <= 0)
         ratio = jnp.where(blocking, x / jnp.where(blocking, x - z, 1.0), jnp.inf)
-        theta = jnp.minimum(jnp.min(ratio), 1.0)
+        k = jnp.argmin(ratio)
+        theta = jnp.minimum(ratio[k], 1.0)
         x = jnp.where(mask, x + theta * (z - x), 0.0)
         full = theta >= 1.0
-        x = jnp.where(full, jnp.where(mask, z, 0.0), x)
-        mask = jnp.where(full, mask, mask & (x > 0))
+        # The blocking index leaves the support exactly: x_k computed as x_k + theta (z_k - x_k) is only ~eps, and
+        # an index kept at ~eps makes every later theta ~0, so the loop would stall at a non-optimal point.
+        x = jnp.where(full, jnp.where(mask, z, 0.0), x.at[k].set(0.0))
+        mask = jnp.where(full, mask, mask.at[k].set(False) & (x > 0))
         return x, mask, full, it + 1
 
     def major(state):
@@ -86,13 +91,13 @@ def _active_set(Q, x0, mask0, subproblem, violated, max_iterations):
         x, mask, _, it = state
         return violated(x, mask)[0] & (it < max_iterations)
 
-    x, *_ = jax.lax.while_loop(not_done, major, (x0, mask0, jnp.array(False), jnp.int32(0)))
-    return x
+    x, mask, _, _ = jax.lax.while_loop(not_done, major, (x0, mask0, jnp.array(False), jnp.int32(0)))
+    return x, ~violated(x, mask)[0]
 
 
 def simplex_qp(Q, max_iterations: int):
-    """p* = argmin_{p in simplex} p^T Q p (n,), by Wolfe's minimum-norm-point algorithm: optimal when
-    (Q p)_j >= p^T Q p for every j."""
+    """(p*, converged): p* = argmin_{p in simplex} p^T Q p (n,), by Wolfe's minimum-norm-point algorithm: optimal
+    when (Q p)_j >= p^T Q p for every j, which `converged` says held at the end."""
     tol = _tolerance(Q)
     i0 = jnp.argmin(jnp.diag(Q))
     p0 = jax.nn.one_hot(i0, Q.shape[0], dtype=Q.dtype)
@@ -105,8 +110,9 @@ def simplex_qp(Q, max_iterations: int):
 
 
 def svm_dual(Q, max_iterations: int):
-    """alpha* = argmax_{alpha >= 0} 1^T alpha - alpha^T Q alpha / 2 (n,), by Lawson-Hanson: optimal when
-    (Q alpha)_j >= 1 for every j (unbounded when gamma = 0: the loop then stops at max_iterations)."""
+    """(alpha*, converged): alpha* = argmax_{alpha >= 0} 1^T alpha - alpha^T Q alpha / 2 (n,), by Lawson-Hanson:
+    optimal when (Q alpha)_j >= 1 for every j (unbounded when gamma = 0: the loop then stops at max_iterations,
+    not converged)."""
     n = Q.shape[0]
     tol = _tolerance(Q)
     ones = jnp.ones(n, Q.dtype)
@@ -122,7 +128,7 @@ def svm_dual(Q, max_iterations: int):
 def ntk_margin(K, y, iterations: int) -> Margin:
     """Both programs on the NTK Gram K (n, n) and labels y (n,) in {-1, +1}, each capped at `iterations` solves."""
     Q = K * y[:, None] * y[None, :]
-    p = simplex_qp(Q, iterations)
-    alpha = svm_dual(Q, iterations)
+    p, p_done = simplex_qp(Q, iterations)
+    alpha, alpha_done = svm_dual(Q, iterations)
     gamma = jnp.sqrt(jnp.maximum(p @ Q @ p, 0.0))
-    return Margin(gamma, 1.0 / jnp.sqrt(jnp.sum(alpha)), p, alpha)
+    return Margin(gamma, 1.0 / jnp.sqrt(jnp.sum(alpha)), p, alpha, p_done & alpha_done)

@@ -110,13 +110,13 @@ def ntk_gram_products(net, params: dict, X):
 
 
 # Above this many Jacobian entries (n P), the Gram is built from products (64 MiB of float64).
-_JACOBIAN_LIMIT = 1 << 23
+JACOBIAN_LIMIT = 1 << 23
 
 
 def ntk_gram(net, params: dict, X):
     """The empirical NTK Gram K (n, n) at `params`, by the cheaper of the two exact constructions."""
     P = sum(x.size for x in jax.tree_util.tree_leaves(params))
-    if X.shape[0] * P <= _JACOBIAN_LIMIT:
+    if X.shape[0] * P <= JACOBIAN_LIMIT:
         return ntk_gram_jacobian(net, params, X)
     return ntk_gram_products(net, params, X)
 

@@ -60,9 +60,11 @@ def _deep_rows(p: xr.Dataset, where: str, cfg: dict) -> list[Row]:
     tol = margin_tolerance(float(np.min(gamma)), dtype)
     seeds = p.sizes.get("seed", 1)
     worst = " (worst seed)" if seeds > 1 else ""
+    stalled = int(np.size(p.ntk_margin_converged.values) - np.sum(p.ntk_margin_converged.values))
+    note = f"; NOT CONVERGED on {stalled} seed(s): raise --margin_iterations" if stalled else ""
     rows = [
         Row("NTK margin gamma: simplex QP", where + worst, *_worst_pair(gamma, p.ntk_margin_dual.values), "=", tol,
-            "SVM dual 1/sqrt(1'alpha*)"),
+            "SVM dual 1/sqrt(1'alpha*)" + note),
         Row("min_i y_i <phi_i, u*>", where + worst, *_worst_pair(p.ntk_margin_attained.values, gamma), "=", tol,
             "gamma: u* attains it"),
     ]

@@ -141,8 +141,8 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
 def final(config: Config, state: State) -> dict[str, jax.Array]:
     """The data (not for xor, whose sets are large); the NTK Gram at w_0 and the margin (both programs), p*, u* (P,); the reference point
     w* = w_0 + (log T / gamma) u* with F_hat(w*), the average-iterate training loss and the bound's terms:
-    theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||.
-    The per-sample stability terms (R,) at T are kept for standard errors over i."""
+    theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||;
+    ntk_margin_converged says whether both margin programs met their optimality conditions."""
     d, net, T, eta = state.data, _net(config), config.steps, config.step_size()
     dtype = d.X.dtype
     w = _replica(state.params, 0)
@@ -158,7 +158,8 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
         w_star = jax.tree_util.tree_map(lambda a, b: a + radius * b, state.w0, u)
         attained = jnp.min(d.y * jax.jvp(lambda p: net(p, d.X), (state.w0,), (u,))[1])
         reference = model.risk(net, w_star, d.X, d.y)
-        out.update(inputs=d.X, labels=d.y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual, ntk_weights=m.weights,
+        out.update(inputs=d.X, labels=d.y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual,
+                   ntk_margin_converged=m.converged, ntk_weights=m.weights,
                    ntk_dual=m.dual, ntk_direction=model.flatten(u), ntk_margin_attained=attained,
                    reference_radius=radius, reference_train_loss=reference,
                    theory_train_bound=reference + radius ** 2 / (eta * T))
@@ -167,11 +168,12 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
 
 def _workspace_entries(config: Config) -> int:
     """Per replica, the step's activations and gradients (a few (b, m) arrays per layer and the parameters) and its
-    training set; the test set's activations; the NTK Gram and its programs' (n, n) temporaries."""
+    training set; the test set's activations; the NTK Gram, its Jacobian and its programs' (n, n) temporaries."""
     n, b = config.train_samples(), config.batch_size() or config.train_samples()
     m, d, L = config.width, config.dim, config.depth
     per_replica = 4 * b * m * L + 3 * (m * d + (L - 1) * m * m) + n * (d + 2)
-    gram = 8 * n * n if config.task != "xor" else 0
+    P = m * d + (L - 1) * m * m + m
+    gram = 8 * n * n + min(n * P, model.JACOBIAN_LIMIT) if config.task != "xor" else 0
     return (1 + 2 * config.replicas) * per_replica + 4 * config.test_samples * (m + d) + gram
 
 

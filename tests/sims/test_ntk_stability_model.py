@@ -72,6 +72,7 @@ def test_gram_is_the_inner_product_of_per_sample_gradients(deep, gram):
 
 def test_simplex_qp_and_svm_dual_give_the_same_margin(margins):
     assert float(margins.gamma) > 0  # 12 points in a 608-dimensional feature space are separable
+    assert bool(margins.converged)
     np.testing.assert_allclose(margins.gamma_dual, margins.gamma, rtol=1e-10)
 
 
@@ -108,7 +109,8 @@ def test_margin_is_zero_when_one_input_carries_both_labels(deep, gram):
     _, _, y = deep
     K = jnp.block([[gram, gram[:, :1]], [gram[:1, :], gram[:1, :1]]])
     labels = jnp.concatenate([y, -y[:1]])
-    p = jax.jit(margin.simplex_qp, static_argnums=1)(K * labels[:, None] * labels[None, :], ITERATIONS)
+    p, converged = jax.jit(margin.simplex_qp, static_argnums=1)(K * labels[:, None] * labels[None, :], ITERATIONS)
+    assert bool(converged)
     gamma = jnp.sqrt(jnp.maximum(p @ (K * labels[:, None] * labels[None, :]) @ p, 0.0))
     assert float(gamma) <= np.sqrt(1e2 * np.finfo(np.float64).eps * float(jnp.max(jnp.diag(K))))
 
