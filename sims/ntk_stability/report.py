@@ -16,7 +16,7 @@ import math
 import numpy as np
 import xarray as xr
 
-from dynamics.report import Row, halfwidth, loglog_slope, per_point, series
+from dynamics.report import Row, halfwidth, loglog_slope, per_point, points, series
 
 __all__ = ["compare", "figure", "scaling_grid", "steps_to_accuracy", "margin_tolerance", "paired"]
 
@@ -154,10 +154,8 @@ def compare(ds: xr.Dataset) -> list[Row]:
 
 
 def _points(ds: xr.Dataset, grid: list[str]):
-    flat = ds.stack(point=grid) if grid else ds.expand_dims(point=[0])
-    for i in range(flat.sizes["point"]):
-        p = flat.isel(point=i)
-        yield " ".join(f"{g}={p[g].values}" for g in grid), p
+    """(label, the point's Dataset) for every grid point."""
+    return ((label, ds.sel(sel)) for label, sel in points(ds, grid))
 
 
 def _xor_figure(ds: xr.Dataset, grid: list[str], plt):
@@ -212,7 +210,7 @@ def figure(ds: xr.Dataset):
             ax_stab.plot(p.step, series(p.stability_replace), color=c, label=label or "model stability")
     ax_loss.set(xlabel="step", ylabel="logistic loss", title="train (solid) and test (dashed) loss")
     ax_gap.set(xlabel="step", ylabel="F - F_hat",
-               title="generalization gap and its replace-one estimate (band: 2 paired SE)")
+               title="gap and its replace-one estimate (band: 2 paired SE)")
     ax_dist.set(xlabel="step", ylabel="||w_t - w_0||", title="distance from init")
     if "samples" in grid:
         last = ds.stability_replace.isel(step=-1)
