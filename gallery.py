@@ -47,7 +47,6 @@ def make_all(names=None) -> None:
             ds = sims.sweep(name, grid, run["seeds"], preset=preset, quiet=False)
             stem = os.path.join(FIGURES, f"{name}-{preset}")
             export.write_figure(module.report.figure(ds), stem + ".png")
-            table = report.format_table(module.report.compare(ds))
-            with export.atomic_path(stem + ".txt") as tmp, open(tmp, "w") as f:
-                f.write(table + "\n")
-            print(table)
+            rows = module.report.compare(ds)
+            report.write_tables(rows, stem)
+            print(report.format_table(rows))

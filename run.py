@@ -199,9 +199,12 @@ def main(argv):
     export.write_netcdf(ds, os.path.join(out, "results.nc"))  # results first: nothing is lost to a later failure
     export.write_json({**export.decoded_attrs(ds), "argv": sys.argv[1:]}, os.path.join(out, "config.json"))
     shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
-    print(report.format_table(module.report.compare(ds)))
+    rows = module.report.compare(ds)
+    print(report.format_table(rows))
+    report.write_tables(rows, os.path.join(out, "comparison"))
     export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
-    print(f"wrote {out}/results.nc, config.json, {FLAGS.sim}.png  (compile {ds.attrs['compile_seconds']:.1f}s, "
+    print(f"wrote {out}/results.nc, config.json, comparison.txt/.csv/.tex, {FLAGS.sim}.png  "
+          f"(compile {ds.attrs['compile_seconds']:.1f}s, "
           f"run {ds.attrs['run_seconds']:.1f}s)")
     diverged = ds.nonfinite_step.where(ds.nonfinite_step >= 0)
     if diverged.notnull().any():
