@@ -10,27 +10,28 @@ import sims
 from dynamics import export, report
 
 FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "figures")
-# The presets' gallery runs, with enough seeds for the oracles' statistics (run under --x64 for float64).
+# The presets in the gallery; each runs with its own sweep and seeds (`sims.preset_plan`: PRESET_SWEEPS and
+# PRESET_SEEDS, sized for conclusive verdicts), except where a grid is given here (run under --x64 for float64).
 RUNS = {
     "mfld": {
-        "linear_oracle": dict(grid={"particles": [2, 8, 32, 128]}, seeds=256),
-        "tanh2d_oracle": dict(grid={"particles": [4, 8, 16, 32, 64]}, seeds=64),
-        "tanh2d_free_energy": dict(seeds=64),
-        "poc_circles": dict(seeds=1),
-        "poc_multi_index": dict(seeds=1),
+        "linear_oracle": dict(grid={"particles": [2, 8, 32, 128]}),
+        "tanh2d_oracle": dict(grid={"particles": [4, 8, 16, 32, 64]}),
+        "tanh2d_free_energy": {},
+        "poc_circles": {},
+        "poc_multi_index": {},
     },
     "implicit_bias": {
-        "figures": dict(seeds=1),
+        "figures": {},
     },
     "neural_collapse": {
-        "balanced_etf": dict(seeds=4),
-        "relu_frame": dict(seeds=4),
-        "step_table": dict(seeds=1),
+        "balanced_etf": {},
+        "relu_frame": {},
+        "step_table": {},
     },
     "ntk_stability": {
-        "figure1": dict(seeds=32),
-        "xor": dict(seeds=8),
-        "xor_small_step": dict(seeds=4),
+        "figure1": {},
+        "xor": {},
+        "xor_small_step": {},
     },
 }
 
@@ -42,9 +43,10 @@ def make_all(names=None) -> None:
             continue
         module = sims.load(name)
         for preset, run in presets.items():
-            grid = run.get("grid") or module.PRESET_SWEEPS.get(preset, {})
-            print(f"gallery: {name} --preset={preset} sweep {grid}", file=sys.stderr, flush=True)
-            ds = sims.sweep(name, grid, run["seeds"], preset=preset, quiet=False)
+            grid, seeds = sims.preset_plan(name, preset)
+            grid = run.get("grid", grid)
+            print(f"gallery: {name} --preset={preset} sweep {grid}, {seeds} seeds", file=sys.stderr, flush=True)
+            ds = sims.sweep(name, grid, seeds, preset=preset, quiet=False)
             stem = os.path.join(FIGURES, f"{name}-{preset}")
             export.write_figure(module.report.figure(ds), stem + ".png")
             rows = module.report.compare(ds)

@@ -34,7 +34,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_string("sim", "mfld", f"simulator: one of {', '.join(sims.NAMES)}")
 flags.DEFINE_string("preset", None, "named preset of the simulator's config (configs/<sim>.py)")
 flags.DEFINE_multi_string("sweep", [], "PARAM=v1,v2,...: sweep PARAM over these values (repeatable)")
-flags.DEFINE_integer("seeds", 1, "number of seeds (vmapped), starting at --seed")
+flags.DEFINE_integer("seeds", 1, "number of seeds (vmapped), starting at --seed (a preset's default: enough "
+                     "for conclusive verdicts)")
 flags.DEFINE_integer("seed", 0, "first seed; seed s uses jax.random.key(s)")
 flags.DEFINE_string("out", None, "output directory (default runs/<sim>-<timestamp>)")
 flags.DEFINE_bool("x64", False, "float64 everywhere (set before any JAX computation)")
@@ -174,11 +175,13 @@ def main(argv):
             _fail(f"--seeds={FLAGS.seeds}: must be an integer >= 1")
         config = sims.make_config(FLAGS.sim, FLAGS.preset, **params)
         grid = _parse_sweep(module, FLAGS.sweep)
+        preset_grid, preset_seeds = sims.preset_plan(FLAGS.sim, FLAGS.preset)
+        seeds = FLAGS.seeds if FLAGS["seeds"].present else preset_seeds
         if not grid and FLAGS.preset in getattr(module, "PRESET_SWEEPS", {}):
-            grid = dict(module.PRESET_SWEEPS[FLAGS.preset])
+            grid = preset_grid
         elif not grid and FLAGS.scaling:
             grid = module.report.scaling_grid(config)
-        sims.check(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, chunk=FLAGS.chunk,
+        sims.check(FLAGS.sim, grid, seeds, seed=FLAGS.seed, preset=FLAGS.preset, chunk=FLAGS.chunk,
                    memory_limit=limit, **params)
         stamp = f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         out = FLAGS.resume or FLAGS.out or os.path.join("runs", stamp)
@@ -187,8 +190,8 @@ def main(argv):
         if not FLAGS.quiet and jax.process_index() == 0:
             print(f"{FLAGS.sim}: {jax.device_count()} {jax.default_backend()} device(s) on {jax.process_count()} "
                   f"process(es), jax {jax.__version__}, {'float64' if FLAGS.x64 else 'float32'}; sweep "
-                  f"{grid or 'none'}, {FLAGS.seeds} seed(s); checkpoints in {out}/checkpoint", file=sys.stderr)
-        ds = sims.sweep(FLAGS.sim, grid, FLAGS.seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet,
+                  f"{grid or 'none'}, {seeds} seed(s); checkpoints in {out}/checkpoint", file=sys.stderr)
+        ds = sims.sweep(FLAGS.sim, grid, seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet,
                         chunk=FLAGS.chunk, memory_limit=limit, checkpoint_dir=os.path.join(out, "checkpoint"),
                         resume=bool(FLAGS.resume), checkpoint_seconds=FLAGS.checkpoint_seconds, **params)
     except config_lib.ConfigError as e:

@@ -106,3 +106,5 @@ PRESET_SWEEPS = {
     "poc_circles": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
     "poc_multi_index": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
 }
+# Seeds a preset runs with when --seeds is not given (`sims.preset_plan`).
+PRESET_SEEDS = {'linear_oracle': 256, 'tanh2d_oracle': 64, 'tanh2d_free_energy': 64}

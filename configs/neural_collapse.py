@@ -83,3 +83,5 @@ PRESETS = {
                        steps=5000, record_every=100),
 }
 PRESET_SWEEPS = {"step_table": {"imbalance": [2, 5, 10, 100], "temperature": [0.1, 0.5, 1.0]}}
+# Seeds a preset runs with when --seeds is not given (`sims.preset_plan`).
+PRESET_SEEDS = {'balanced_etf': 4, 'relu_frame': 4}

@@ -108,3 +108,5 @@ PRESET_SWEEPS = {"figure1": {"lr": [0.5, 2.0]}, "xor": {"dim": [16, 32, 64, 128,
 def implied_preset(params: dict) -> str | None:
     """`--task=xor` without a preset is the XOR experiment: the `xor` preset's values for every field not given."""
     return "xor" if params.get("task") == "xor" else None
+# Seeds a preset runs with when --seeds is not given (`sims.preset_plan`).
+PRESET_SEEDS = {'figure1': 32, 'xor': 8, 'xor_small_step': 4}

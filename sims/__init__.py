@@ -22,7 +22,7 @@ from dynamics import export
 from dynamics import sweep as sweep_lib
 from dynamics.sweep import plan, run_groups
 
-__all__ = ["NAMES", "load", "make_config", "check", "run", "sweep"]
+__all__ = ["NAMES", "load", "make_config", "preset_plan", "check", "run", "sweep"]
 
 NAMES = ("mfld", "implicit_bias", "neural_collapse", "icl_single_index", "ntk_stability")
 
@@ -47,6 +47,16 @@ def make_config(name: str, preset: str | None = None, **params):
                                          f"allowed: {', '.join(module.PRESETS)}")
         base = dict(module.PRESETS[preset])
     return config_lib.build(module.Config, **{**base, **params})
+
+
+def preset_plan(name: str, preset: str | None) -> tuple[dict, int]:
+    """The sweep and seed count a preset runs with when none is given: `PRESET_SWEEPS[preset]` (default none) and
+    `PRESET_SEEDS[preset]` (default 1), chosen so that the preset's verdicts are conclusive."""
+    module = load(name)
+    if preset is None:
+        return {}, 1
+    return (dict(getattr(module, "PRESET_SWEEPS", {}).get(preset, {})),
+            int(getattr(module, "PRESET_SEEDS", {}).get(preset, 1)))
 
 
 def _seed_list(seed: int, seeds: int | Sequence[int]) -> list[int]:

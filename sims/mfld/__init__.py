@@ -4,8 +4,8 @@ Reads top-down: `configs.mfld` (the config), `data`, `model`, `simulate` (dynami
 (closed-form oracles), `report` (the comparison table and figure).
 """
 
-from configs.mfld import PRESET_SWEEPS, PRESETS, Config
+from configs.mfld import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
 from sims.mfld import report
 from sims.mfld.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]

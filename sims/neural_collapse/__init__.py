@@ -5,8 +5,8 @@ Reads top-down: `configs.neural_collapse` (the config), `model` (the loss, its g
 `sim` (dynamics and records), `theory` (the relaxation's solver and the closed forms), `report` (table and figures).
 """
 
-from configs.neural_collapse import PRESET_SWEEPS, PRESETS, Config
+from configs.neural_collapse import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
 from sims.neural_collapse import report
 from sims.neural_collapse.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]

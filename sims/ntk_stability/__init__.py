@@ -15,8 +15,8 @@ Reads top-down: `configs.ntk_stability` (the config), `data`, `model` (the net, 
 (the NTK margin's two programs), `sim` (dynamics, replicas and records), `report` (table and figures).
 """
 
-from configs.ntk_stability import PRESET_SWEEPS, PRESETS, Config, implied_preset
+from configs.ntk_stability import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config, implied_preset
 from sims.ntk_stability import report
 from sims.ntk_stability.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SWEEPS", "implied_preset", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "implied_preset", "SIMULATION", "SPEC", "report", "simulate"]
