@@ -6,3 +6,7 @@ from dynamics import xla_flags  # noqa: F401  (XLA_FLAGS before JAX's CPU backen
 import jax
 
 jax.config.update("jax_enable_x64", True)
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: longer than about 20 s on 2 cores; `pytest -m 'not slow'` skips it")
