@@ -155,13 +155,13 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
     if FLAGS.chunk is not None and FLAGS.chunk < 1:
         _fail(f"--chunk={FLAGS.chunk}: must be an integer >= 1")
+    if FLAGS.resume:  # before JAX is set up: the saved flags include the precision
+        _restore_flags(FLAGS.resume)
     limit = _bytes(FLAGS.memory_limit)
     jax = _setup_jax()
     if FLAGS.gallery:
         import gallery
         return gallery.make_all()
-    if FLAGS.resume:
-        _restore_flags(FLAGS.resume)
     try:
         module = sims.load(FLAGS.sim)
         params = {}
@@ -219,8 +219,19 @@ def main(argv):
         sys.exit(1)
 
 
+# Flags that may accompany --resume: they change how a run is carried out, never what it computes.
+_RESUME_FLAGS = ("resume", "quiet", "checkpoint_seconds", "compilation_cache", "distributed", "coordinator_address",
+                 "num_processes", "process_id")
+
+
 def _restore_flags(directory: str) -> None:
-    """--resume=DIR: the interrupted run's own flags, saved at its start, so the same sweep continues."""
+    """--resume=DIR: the interrupted run's own flags, saved at its start with its precision made explicit, so the
+    same sweep continues exactly. Any flag that could change what is computed is refused beside --resume."""
+    given = sorted({a.lstrip("-").split("=", 1)[0] for a in sys.argv[1:] if a.startswith("--")})
+    extra = [f"--{g}" for g in given if g not in _RESUME_FLAGS and g.removeprefix("no") not in _RESUME_FLAGS]
+    if extra:
+        _fail(f"--resume={directory}: {', '.join(extra)} given; a resumed run takes every parameter and the precision "
+              f"from the interrupted one; allowed beside --resume: {', '.join('--' + f for f in _RESUME_FLAGS[1:])}")
     path = os.path.join(directory, "checkpoint", "argv.json")
     if not os.path.exists(path):
         _fail(f"--resume={directory}: no interrupted run there (no checkpoint/argv.json); allowed: the --out "
@@ -231,10 +242,12 @@ def _restore_flags(directory: str) -> None:
 
 
 def _save_argv(out: str) -> None:
+    """The run's flags for --resume, with the precision in force written out (it may come from JAX_ENABLE_X64)."""
     from dynamics import export
     import jax
     if jax.process_index() == 0:
-        export.write_json([a for a in sys.argv[1:] if not a.startswith("--resume")],
+        argv = [a for a in sys.argv[1:] if not a.startswith("--resume") and a.split("=")[0] not in ("--x64", "--nox64")]
+        export.write_json([*argv, f"--x64={str(bool(jax.config.jax_enable_x64)).lower()}"],
                           os.path.join(out, "checkpoint", "argv.json"))
 
 

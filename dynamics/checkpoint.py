@@ -45,7 +45,8 @@ class Checkpoints:
                 from dynamics.config import ConfigError
                 changed = sorted(k for k in plan if saved.get(k) != json.loads(json.dumps(plan[k], default=str)))
                 raise ConfigError(f"--resume={os.path.dirname(self.directory)}: its checkpoints are of another sweep "
-                                  f"(differs in {', '.join(changed)}); allowed: the same sim, config, grid and seeds")
+                                  f"(differs in {', '.join(changed)}); allowed: the same sim, config, grid, seeds "
+                                  "and precision")
         elif self.writer:
             os.makedirs(self.directory, exist_ok=True)
             export.write_json(plan, path)

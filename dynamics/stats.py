@@ -122,16 +122,26 @@ def detectable(se: float, dof: float) -> float:
 
 
 def seeds_needed(estimate: Estimate, target: float) -> int | None:
-    """The fewest seeds at which `estimate`'s test would detect a deviation of `target` (absolute), from
-    se ~ 1/sqrt(seeds) and dof ~ seeds; None when more seeds would not help (no seeds behind the estimate, or
-    no estimate of the noise)."""
+    """Seeds at which `estimate`'s test would detect a deviation of `target` (absolute), from se ~ 1/sqrt(seeds) and
+    dof ~ seeds; None when more seeds would not help (no seeds behind the estimate, or no estimate of the noise).
+
+    The se behind an inconclusive row is itself uncertain (with few seeds, badly), so K is sized for its one-sided
+    90% upper confidence limit, se sqrt(dof / chi2_{0.1}(dof)), and for the new run's own se estimate coming out two
+    of its standard deviations (relative 1/sqrt(2 dof)) high: the run at K seeds is then conclusive in most cases.
+    """
     e = estimate
     if e.seeds < 1 or not (math.isfinite(e.se) and e.se > 0) or target <= 0:
         return None
-    per_seed = (e.dof + 1) / e.seeds  # replicates per seed (batches)
-    k = max(e.seeds, math.ceil(e.seeds * (detectable(e.se, math.inf) / target) ** 2))
-    while detectable(e.se * math.sqrt(e.seeds / k), max(1.0, per_seed * k - 1)) > target:
-        k = math.ceil(k * 1.1) + 1
+    se = e.se * math.sqrt(e.dof / _st.chi2.ppf(0.1, e.dof)) if math.isfinite(e.dof) and e.dof >= 1 else e.se
+    per_seed = (e.dof + 1) / e.seeds if math.isfinite(e.dof) else 1.0  # replicates per seed (batches)
+
+    def enough(k: int) -> bool:
+        dof = max(1.0, per_seed * k - 1)
+        return detectable(se * math.sqrt(e.seeds / k), dof) * (1 + 2 / math.sqrt(2 * dof)) <= target
+
+    k = max(e.seeds, math.ceil(e.seeds * (detectable(se, math.inf) / target) ** 2))
+    while not enough(k):
+        k = math.ceil(k * 1.05) + 1
     return k
 
 

@@ -147,8 +147,9 @@ def run_groups(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int], *,
     limit = limit or memory_limit()
     sizes = [batch_size(spec, configs[0], len(configs), len(devices), chunk, limit) for _, configs in plans]
     checkpoints = Checkpoints(checkpoint_dir, writer=devices_lib.is_writer())
+    # The precision is part of the plan: float32 and float64 members differ in data and results, and must not mix.
     checkpoints.check_plan(dict(sim=spec.name, config=config_lib.to_dict(base), grid=grid, seeds=seeds,
-                                batches=sizes), resume)
+                                batches=sizes, precision=str(jax.dtypes.canonicalize_dtype(np.float64))), resume)
     say = (lambda msg: None) if quiet or not devices_lib.is_writer() else (lambda msg: print(msg, file=sys.stderr))
     groups = []
     for g, ((static, configs), size) in enumerate(zip(plans, sizes)):

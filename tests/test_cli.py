@@ -104,9 +104,26 @@ def test_run_exits_0_and_prints_the_comparison_table(smoke):
                for line in proc.stdout.splitlines()), proc.stdout
 
 
-def test_run_writes_results_config_and_figure_and_no_temp_files(smoke):
+def test_run_writes_results_config_tables_and_figure_and_no_temp_files(smoke):
     _, out = smoke
-    assert sorted(os.listdir(out)) == ["config.json", "mfld.png", "results.nc"]
+    assert sorted(os.listdir(out)) == ["comparison.csv", "comparison.tex", "comparison.txt", "config.json",
+                                       "mfld.png", "results.nc"]
+
+
+def test_exported_tables_hold_the_printed_rows_and_verdicts(smoke):
+    """comparison.csv and .tex carry the same rows, in order, with the same verdicts as the printed table."""
+    import csv
+    proc, out = smoke
+    printed = (out / "comparison.txt").read_text().strip()
+    assert printed in proc.stdout
+    with open(out / "comparison.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    body = printed.splitlines()[2:]
+    assert len(rows) == len(body) > 0
+    for row, line in zip(rows, body):
+        assert line.startswith(row["quantity"]) and row["verdict"] in line
+    tex = (out / "comparison.tex").read_text()
+    assert "\\toprule" in tex and "\\bottomrule" in tex and tex.count("\\\\") == len(rows) + 1
 
 
 def test_run_without_sweep_adds_the_particle_ladder(smoke_ds):
@@ -244,3 +261,49 @@ def test_help_documents_config_flags_and_the_simulators(help_run):
 
 def test_help_has_no_placeholder_before_config_docs(help_run):
     assert "(no help available)" not in help_run.stdout + help_run.stderr
+
+
+# --- resume keeps the precision -------------------------------------------------------------------------------------
+
+RESUME_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--particles=4", "--steps=40", "--record_every=20",
+               "--test_samples=4", "--scaling=false", "--quiet", "--compilation_cache="]
+
+
+def _interrupted(directory, *extra):
+    """A run directory as `run.py` leaves it when killed right after its start: only checkpoint/argv.json."""
+    (directory / "checkpoint").mkdir(parents=True)
+    (directory / "checkpoint" / "argv.json").write_text(json.dumps([*RESUME_ARGS, *extra]))
+    return directory
+
+
+def test_resume_of_a_float64_run_continues_in_float64(tmp_path):
+    """The regression: run.py set JAX up from the command line before restoring the saved flags, so a resumed
+    --x64 run continued (and mixed groups) in float32."""
+    out = _interrupted(tmp_path / "run", "--x64=true")
+    proc = run_cli(f"--resume={out}")
+    assert proc.returncode == 0, proc.stderr
+    assert xr.load_dataset(out / "results.nc", engine="h5netcdf").loss.dtype == np.float64
+
+
+@pytest.mark.parametrize("flag", ["--x64", "--nox64", "--steps=80"])
+def test_resume_refuses_flags_that_change_what_is_computed(tmp_path, flag):
+    out = _interrupted(tmp_path / "run", "--x64=false")
+    proc = run_cli(f"--resume={out}", flag)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert flag.split("=")[0] in proc.stderr and "--quiet" in proc.stderr
+    assert not (out / "results.nc").exists()
+
+
+def test_resume_refuses_checkpoints_of_another_precision(tmp_path):
+    """A library sweep's plan records the precision: float32 checkpoints are not continued in float64."""
+    import sims
+    from dynamics.checkpoint import Checkpoints
+    from dynamics.config import ConfigError
+    params = dict(preset="linear_oracle", particles=4, steps=40, record_every=20, test_samples=4)
+    directory = tmp_path / "checkpoint"
+    sims.sweep("mfld", {}, 1, checkpoint_dir=str(directory), **params)  # float64 here (conftest)
+    plan = json.loads((directory / "plan.json").read_text())
+    assert plan["precision"] == "float64"
+    Checkpoints(str(directory)).check_plan({**plan, "precision": "float32"}, resume=False)  # as a float32 run would
+    with pytest.raises(ConfigError, match="precision"):
+        sims.sweep("mfld", {}, 1, checkpoint_dir=str(directory), resume=True, **params)

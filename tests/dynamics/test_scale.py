@@ -1,12 +1,14 @@
 """Sweeps at scale: the same arrays on 1, 2 and 4 devices, on 2 processes, chunked or not, and across a kill and
 resume; an oversized sweep is refused before compiling.
 
-Each member's randomness is `fold_in` of its own seed's key with the step, so which device, process or batch runs it
-cannot change what it computes; only XLA's code generation for different batch shapes can change the last bits.
-Measured on this project's CPUs: the arrays are bit-identical on 1, 2 and 4 devices, on 2 processes and across a
-resume, and those comparisons are exact. Batches of one or two members are fused differently (FMA contraction and
-reduction order) and differ by at most 3 ulp after 100 steps of the contracting linear-oracle dynamics; they are
-compared to 64 ulp of each field's largest value, far below the O(1) change of any real difference (another key).
+What is guaranteed. Each member's randomness is `fold_in` of its own seed's key with the step, so which device,
+process or batch runs it cannot change its random draws: those are bit-identical everywhere. The arithmetic is the
+same program on a different per-device batch shape (9 members on 1 device, 3 per device on 4 after padding to 12), and
+XLA:CPU may vectorize, fuse (FMA contraction) and reduce in a different order for another shape, so results agree to
+a few ulp, not bit for bit: measured here bit-identical on 1, 2 and 4 devices, while another CPU showed 1 float32 ulp
+between 1 and 4 devices on this very sweep. The tests hold the guarantee, 64 ulp of each field's largest value after
+100 steps of the contracting linear-oracle dynamics, and prove that this tolerance can fail: another seed changes the
+same fields by O(1), far above it. A resume redoes the same batches with the same shapes, and is compared exactly.
 """
 
 import json
@@ -43,8 +45,8 @@ def _run(args, devices=1):
     return out, err
 
 
-def _assert_identical(a, b, ulps=0):
-    for name in FIELDS:
+def _assert_identical(a, b, ulps=0, fields=FIELDS):
+    for name in fields:
         if ulps:
             scale = np.nanmax(np.abs(b[name].values))
             np.testing.assert_allclose(a[name].values, b[name].values, rtol=0,
@@ -60,10 +62,22 @@ def one_device(tmp_path_factory):
     return xr.load_dataset(out / "results.nc")
 
 
+DEVICE_ULPS = 64  # the guarantee across device counts (module docstring)
+
+
 @pytest.mark.parametrize("devices", [2, 4])
-def test_sweep_on_more_devices_gives_identical_arrays(one_device, tmp_path, devices):
+def test_sweep_on_more_devices_agrees_to_a_few_ulp(one_device, tmp_path, devices):
     _run([*SWEEP, f"--out={tmp_path}"], devices)
-    _assert_identical(xr.load_dataset(tmp_path / "results.nc"), one_device)
+    _assert_identical(xr.load_dataset(tmp_path / "results.nc"), one_device, ulps=DEVICE_ULPS)
+
+
+def test_ulp_tolerance_sees_another_seed(one_device, tmp_path):
+    """The tolerance has power: the same sweep from seed 1 instead of 0 fails it in every field."""
+    _run([*SWEEP, "--seed=1", f"--out={tmp_path}"])
+    other = xr.load_dataset(tmp_path / "results.nc")
+    for name in FIELDS:
+        with pytest.raises(AssertionError):
+            _assert_identical(other[[name]], one_device[[name]], ulps=DEVICE_ULPS, fields=(name,))
 
 
 def test_sweep_on_two_processes_gives_identical_arrays(one_device, tmp_path):
@@ -76,7 +90,7 @@ def test_sweep_on_two_processes_gives_identical_arrays(one_device, tmp_path):
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [r[1][-2000:] for r in results]
     assert "wrote" in results[0][0] and "wrote" not in results[1][0]
-    _assert_identical(xr.load_dataset(tmp_path / "results.nc"), one_device)
+    _assert_identical(xr.load_dataset(tmp_path / "results.nc"), one_device, ulps=DEVICE_ULPS)
 
 
 PARAMS = dict(preset="linear_oracle", particles=8, steps=100, record_every=10, test_samples=4)
@@ -119,12 +133,10 @@ def test_killed_run_resumes_to_the_uninterrupted_result_without_redoing_finished
     proc.wait()
     assert not (killed / "results.nc").exists()
     assert not any(p.name.startswith(".tmp-") for p in killed.iterdir())
-    finished = (killed / "checkpoint" / "batch-0-0.npz").stat().st_mtime_ns
 
     _run([f"--resume={killed}"])
     whole = tmp_path / "whole"
     _run([*args, f"--out={whole}"])
     resumed = xr.load_dataset(killed / "results.nc")
     _assert_identical(resumed, xr.load_dataset(whole / "results.nc"))
-    assert json.loads(resumed.attrs["batches_from_checkpoint"]) == ["0-0"]
-    assert finished  # group 0's file existed before the resume, which loaded rather than recomputed it
+    assert json.loads(resumed.attrs["batches_from_checkpoint"]) == ["0-0"]  # loaded, not recomputed
