@@ -186,7 +186,11 @@ def main(argv):
         stamp = f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         out = FLAGS.resume or FLAGS.out or os.path.join("runs", stamp)
         if not FLAGS.resume:
-            _save_argv(out)
+            try:
+                _save_argv(out)
+            except OSError as e:
+                _fail(f"--out={out}: cannot write there ({e.strerror}); allowed: a directory that can be created "
+                      "and written")
         if not FLAGS.quiet and jax.process_index() == 0:
             print(f"{FLAGS.sim}: {jax.device_count()} {jax.default_backend()} device(s) on {jax.process_count()} "
                   f"process(es), jax {jax.__version__}, {'float64' if FLAGS.x64 else 'float32'}; sweep "
@@ -251,5 +255,10 @@ def _save_argv(out: str) -> None:
                           os.path.join(out, "checkpoint", "argv.json"))
 
 
-if __name__ == "__main__":
+def cli():
+    """The console script `training-dynamics` (the same as `python run.py`)."""
     app.run(main, flags_parser=_parse_flags)
+
+
+if __name__ == "__main__":
+    cli()

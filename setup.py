@@ -8,7 +8,8 @@ setup(
     description="Vectorized, jit-compiled training-dynamics simulators set beside their papers' theory",
     python_requires=">=3.11",
     packages=find_packages(include=["dynamics", "dynamics.*", "sims", "sims.*", "configs", "configs.*"]),
-    py_modules=["run"],
+    py_modules=["run", "gallery"],
+    entry_points={"console_scripts": ["training-dynamics=run:cli"]},
     install_requires=[
         # jax 0.10.2 silently miscompiles a vmapped mat-vec followed by a reduction on CPU (jax-ml/jax#39103);
         # tests/test_jax_regression.py fails on a bad jax instead of letting it corrupt sweeps.

@@ -9,6 +9,7 @@ Float32 for both (the default precision of a run). The two gradients are checked
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -64,6 +65,7 @@ def numpy_stage1(rng, W, b, U, coefficients, tasks, chunk=256):
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}; "
           f"jax {jax.__version__}, numpy {np.__version__}; devices {jax.devices()}")
     c = jnp.asarray(data.normalized_link(LINK), jnp.float32)

@@ -8,6 +8,7 @@ Both run float64 (the theory checks need it) and are checked to agree before tim
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -45,6 +46,7 @@ def numpy_signgd(x, y, k, steps, lr=0.1, decay=0.5):
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     config = sims.make_config("implicit_bias", optimizer="signgd", steps=STEPS, record_every=STEPS)
     refs = sim.prepare(config)
     x, y = np.asarray(refs["x"]), np.asarray(refs["y"])

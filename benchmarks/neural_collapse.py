@@ -24,6 +24,7 @@ and the end beside the numbers.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import platform
@@ -242,6 +243,7 @@ def part_sweep() -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     t_start = time.perf_counter()
     sys.stdout.reconfigure(line_buffering=True)  # progress shows as it comes, also when piped
     print("== neural_collapse benchmark: Riemannian GD on the supervised contrastive loss ==")

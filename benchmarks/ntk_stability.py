@@ -15,6 +15,7 @@ Compile seconds are reported apart; the best of 3 timed calls is reported.
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import sys
@@ -63,6 +64,7 @@ def best(fn) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     config = sims.make_config("ntk_stability", steps=STEPS, record_every=STEPS, **PROBLEM)
     state = sim.init(config, jax.random.key(0))
 

@@ -9,6 +9,7 @@ whole command, compile and run seconds are the engine's own, from the run's conf
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ def run(devices: int, cache: str, out: str) -> dict:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {platform.platform()}")
     print("sweep: " + " ".join(SWEEP))
     rows = []

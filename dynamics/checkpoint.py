@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from dynamics import export
+from dynamics import files
 
 __all__ = ["Checkpoints"]
 
@@ -49,7 +49,7 @@ class Checkpoints:
                                   "and precision")
         elif self.writer:
             os.makedirs(self.directory, exist_ok=True)
-            export.write_json(plan, path)
+            files.write_json(plan, path)
 
     def load_batch(self, group: int, chunk: int) -> tuple[dict, tuple] | None:
         """(outputs, record names) of a finished batch, or None."""
@@ -87,5 +87,5 @@ class Checkpoints:
 
 
 def _save(path: str, arrays: dict[str, Any]) -> None:
-    with export.atomic_path(path) as tmp, open(tmp, "wb") as f:
+    with files.atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)

@@ -6,16 +6,15 @@ leaves a half-written file behind.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import platform
-import tempfile
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import xarray as xr
 
+from dynamics.files import atomic_path, write_json
 from dynamics.sweep import Group, Spec
 
 __all__ = ["to_dataset", "atomic_path", "write_netcdf", "decoded_attrs", "write_json", "write_figure",
@@ -66,24 +65,6 @@ def _attr(value):
     return value if isinstance(value, (int, float, str)) else json.dumps(value, default=str)
 
 
-@contextlib.contextmanager
-def atomic_path(path: str) -> Iterator[str]:
-    """Yields a temporary path beside `path`; renames it to `path` only if the block finishes."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.splitext(path)[1])
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 would hide results from the rest of a group
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def write_netcdf(ds: xr.Dataset, path: str) -> None:
     ds = ds.copy()
     ds.attrs = {k: _attr(v) for k, v in ds.attrs.items()}
@@ -100,12 +81,6 @@ def decoded_attrs(ds: xr.Dataset) -> dict[str, Any]:
         except json.JSONDecodeError:
             out[k] = v
     return out
-
-
-def write_json(obj: Any, path: str) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=str)
-        f.write("\n")
 
 
 def write_figure(fig, path: str) -> None:

@@ -34,6 +34,7 @@ import numpy as np
 import xarray as xr
 
 from dynamics import stats
+from dynamics.files import atomic_path
 from dynamics.stats import Estimate
 
 __all__ = ["Row", "Estimate", "MEANINGFUL", "LOOSE", "equal", "bound", "within", "exceeds", "slope", "shown",
@@ -256,7 +257,6 @@ def to_latex(rows: Sequence[Row]) -> str:
 
 def write_tables(rows: Sequence[Row], stem: str) -> list[str]:
     """Writes `stem`.txt (as printed), .csv and .tex atomically; returns the paths."""
-    from dynamics.export import atomic_path
     paths = []
     for ext, text in ((".txt", format_table(rows) + "\n"), (".csv", to_csv(rows)), (".tex", to_latex(rows))):
         with atomic_path(stem + ext) as tmp, open(tmp, "w", encoding="utf-8", newline="") as f:
