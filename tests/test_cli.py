@@ -307,3 +307,13 @@ def test_resume_refuses_checkpoints_of_another_precision(tmp_path):
     Checkpoints(str(directory)).check_plan({**plan, "precision": "float32"}, resume=False)  # as a float32 run would
     with pytest.raises(ConfigError, match="precision"):
         sims.sweep("mfld", {}, 1, checkpoint_dir=str(directory), resume=True, **params)
+
+
+def test_unwritable_out_is_one_line_exit_2(tmp_path):
+    """--out under a regular file cannot be created (as root, permissions would not stop it): one line, no traceback."""
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_cli("--preset=linear_oracle", "--particles=4", "--steps=20", "--record_every=20", "--quiet",
+                   f"--out={blocker}/out")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and f"--out={blocker}/out" in proc.stderr
