@@ -31,46 +31,52 @@ import sims
 from dynamics import config as config_lib
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("sim", "mfld", f"simulator: one of {', '.join(sims.NAMES)}")
-flags.DEFINE_string("preset", None, "named preset of the simulator's config (configs/<sim>.py)")
-flags.DEFINE_multi_string("sweep", [], "PARAM=v1,v2,...: sweep PARAM over these values (repeatable)")
-flags.DEFINE_integer("seeds", 1, "number of seeds (vmapped), starting at --seed (a preset's default: enough "
-                     "for conclusive verdicts)")
-flags.DEFINE_integer("seed", 0, "first seed; seed s uses jax.random.key(s)")
-flags.DEFINE_string("out", None, "output directory (default runs/<sim>-<timestamp>)")
-flags.DEFINE_bool("x64", False, "float64 everywhere (set before any JAX computation)")
-flags.DEFINE_bool("quiet", False, "no progress lines")
-flags.DEFINE_bool("scaling", True, "without --sweep, also run the simulator's scaling ladder "
-                  "(mfld: particles N/8, N/4, N/2) so the figure shows the 1/N law")
-flags.DEFINE_integer("chunk", None, "members per compiled program (default: as many as fit in --memory_limit)")
-flags.DEFINE_string("memory_limit", None, "device memory a program may use, e.g. 2GB (default: the device's limit; "
-                    "on CPU 80% of available memory)")
-flags.DEFINE_string("resume", None, "continue the interrupted run in this directory; redoes nothing finished")
-flags.DEFINE_float("checkpoint_seconds", 60.0, "seconds between checkpoints of a long scan")
-flags.DEFINE_bool("distributed", False, "run one sweep across hosts through jax.distributed")
-flags.DEFINE_string("coordinator_address", None, "with --distributed: host:port of process 0 "
-                    "(else JAX_COORDINATOR_ADDRESS)")
-flags.DEFINE_integer("num_processes", None, "with --distributed: process count (else JAX_NUM_PROCESSES)")
-flags.DEFINE_integer("process_id", None, "with --distributed: this process's id (else JAX_PROCESS_ID)")
-flags.DEFINE_string("compilation_cache", "default", "persistent compilation cache directory ('default': a user "
-                    "cache keyed by jax version and CPU; '' turns it off)")
-flags.DEFINE_bool("gallery", False, "run every simulator's presets and write their figures and tables to "
-                  "docs/figures/")
 _ENGINE_FLAGS = ("sim", "preset", "sweep", "seeds", "seed", "out", "x64", "quiet", "scaling", "chunk",
                  "memory_limit", "resume", "checkpoint_seconds", "distributed", "coordinator_address",
                  "num_processes", "process_id", "compilation_cache", "gallery")
-
 _OWNERS: dict[str, list[str]] = {}  # config field -> the sims that have it
-_HELP: dict[str, list[str]] = {}
-for _name in sims.NAMES:
-    for _field, _default, _units, _allowed, _doc in config_lib.describe(sims.load(_name).Config):
-        _OWNERS.setdefault(_field, []).append(_name)
-        _HELP.setdefault(_field, []).append(f"[{_name}] {_doc} ({_units}; {_allowed}; default {_default})")
-_BOOLS = {f.name for _name in sims.NAMES for f in config_lib.fields(sims.load(_name).Config)
-          if config_lib.field_type(f) is bool}
-for _field, _lines in _HELP.items():
-    # A boolean field is a switch: --nonnegative, --nononnegative or --nonnegative=false.
-    (flags.DEFINE_bool if _field in _BOOLS else flags.DEFINE_string)(_field, None, "; ".join(_lines))
+
+
+def define_flags() -> None:
+    """The engine's flags, then one flag per config field of every registered sim (built-in or from an installed
+    package's entry points), its help naming the sims that have it. Idempotent."""
+    if "sim" in FLAGS:
+        return
+    flags.DEFINE_string("sim", "mfld", f"simulator: one of {', '.join(sims.names())}")
+    flags.DEFINE_string("preset", None, "named preset of the simulator's config (configs/<sim>.py)")
+    flags.DEFINE_multi_string("sweep", [], "PARAM=v1,v2,...: sweep PARAM over these values (repeatable)")
+    flags.DEFINE_integer("seeds", 1, "number of seeds (vmapped), starting at --seed (a preset's default: enough "
+                         "for conclusive verdicts)")
+    flags.DEFINE_integer("seed", 0, "first seed; seed s uses jax.random.key(s)")
+    flags.DEFINE_string("out", None, "output directory (default runs/<sim>-<timestamp>)")
+    flags.DEFINE_bool("x64", False, "float64 everywhere (set before any JAX computation)")
+    flags.DEFINE_bool("quiet", False, "no progress lines")
+    flags.DEFINE_bool("scaling", True, "without --sweep, also run the simulator's scaling ladder "
+                      "(mfld: particles N/8, N/4, N/2) so the figure shows the 1/N law")
+    flags.DEFINE_integer("chunk", None, "members per compiled program (default: as many as fit in --memory_limit)")
+    flags.DEFINE_string("memory_limit", None, "device memory a program may use, e.g. 2GB (default: the device's "
+                        "limit; on CPU 80% of available memory)")
+    flags.DEFINE_string("resume", None, "continue the interrupted run in this directory; redoes nothing finished")
+    flags.DEFINE_float("checkpoint_seconds", 60.0, "seconds between checkpoints of a long scan")
+    flags.DEFINE_bool("distributed", False, "run one sweep across hosts through jax.distributed")
+    flags.DEFINE_string("coordinator_address", None, "with --distributed: host:port of process 0 "
+                        "(else JAX_COORDINATOR_ADDRESS)")
+    flags.DEFINE_integer("num_processes", None, "with --distributed: process count (else JAX_NUM_PROCESSES)")
+    flags.DEFINE_integer("process_id", None, "with --distributed: this process's id (else JAX_PROCESS_ID)")
+    flags.DEFINE_string("compilation_cache", "default", "persistent compilation cache directory ('default': a user "
+                        "cache keyed by jax version and CPU; '' turns it off)")
+    flags.DEFINE_bool("gallery", False, "run every simulator's presets and write their figures and tables to "
+                      "docs/figures/")
+    helps: dict[str, list[str]] = {}
+    bools = set()
+    for name, sim in sims.registry().items():
+        for field, default, units, allowed, doc in config_lib.describe(sim.config):
+            _OWNERS.setdefault(field, []).append(name)
+            helps.setdefault(field, []).append(f"[{name}] {doc} ({units}; {allowed}; default {default})")
+        bools |= {f.name for f in config_lib.fields(sim.config) if config_lib.field_type(f) is bool}
+    for field, lines in helps.items():
+        # A boolean field is a switch: --nonnegative, --nononnegative or --nonnegative=false.
+        (flags.DEFINE_bool if field in bools else flags.DEFINE_string)(field, None, "; ".join(lines))
 
 
 def _fail(message: str) -> None:
@@ -81,10 +87,9 @@ def _fail(message: str) -> None:
 def _usage() -> str:
     lines = [__doc__.strip(), "", "Engine flags:"]
     lines += [f"  --{n}: {FLAGS[n].help} (default {FLAGS[n].default})" for n in _ENGINE_FLAGS]
-    for name in sims.NAMES:
-        module = sims.load(name)
-        lines += ["", f"Parameters of --sim={name} (presets: {', '.join(module.PRESETS)}):"]
-        for field, default, units, allowed, doc in config_lib.describe(module.Config):
+    for name, sim in sims.registry().items():
+        lines += ["", f"Parameters of --sim={name} (presets: {', '.join(sim.presets) or 'none'}):"]
+        for field, default, units, allowed, doc in config_lib.describe(sim.config):
             lines.append(f"  --{field}={default}  {doc}  [{units}; {allowed}]")
     return "\n".join(lines)
 
@@ -114,16 +119,16 @@ def _parse_flags(argv):
               if bad_bool else message)
 
 
-def _parse_sweep(module, entries) -> dict:
+def _parse_sweep(sim, entries) -> dict:
     grid = {}
-    names = sorted(f.name for f in config_lib.fields(module.Config))
+    names = sorted(f.name for f in config_lib.fields(sim.config))
     for entry in entries:
         name, sep, values = entry.partition("=")
         if not sep or not name:
             _fail(f"--sweep={entry}: must be PARAM=v1,v2,...")
         if name not in names:
             _fail(f"--sweep={entry}: {name!r} is not a parameter of {FLAGS.sim!r}; allowed: {', '.join(names)}")
-        grid[name] = [config_lib.coerce(module.Config, name, v) for v in values.split(",") if v != ""]
+        grid[name] = [config_lib.coerce(sim.config, name, v) for v in values.split(",") if v != ""]
     return grid
 
 
@@ -163,7 +168,7 @@ def main(argv):
         import gallery
         return gallery.make_all()
     try:
-        module = sims.load(FLAGS.sim)
+        sim = sims.load(FLAGS.sim)
         params = {}
         for field, owners in _OWNERS.items():
             if FLAGS[field].value is not None:
@@ -173,53 +178,41 @@ def main(argv):
                 params[field] = FLAGS[field].value
         if FLAGS.seeds < 1:
             _fail(f"--seeds={FLAGS.seeds}: must be an integer >= 1")
-        config = sims.make_config(FLAGS.sim, FLAGS.preset, **params)
-        grid = _parse_sweep(module, FLAGS.sweep)
-        preset_grid, preset_seeds = sims.preset_plan(FLAGS.sim, FLAGS.preset)
-        seeds = FLAGS.seeds if FLAGS["seeds"].present else preset_seeds
-        if not grid and FLAGS.preset in getattr(module, "PRESET_SWEEPS", {}):
-            grid = preset_grid
-        elif not grid and FLAGS.scaling:
-            grid = module.report.scaling_grid(config)
-        sims.check(FLAGS.sim, grid, seeds, seed=FLAGS.seed, preset=FLAGS.preset, chunk=FLAGS.chunk,
-                   memory_limit=limit, **params)
+        grid = _parse_sweep(sim, FLAGS.sweep)
+        seeds = FLAGS.seeds if FLAGS["seeds"].present else None
         stamp = f"{FLAGS.sim}-{datetime.datetime.now():%Y%m%d-%H%M%S}"
         out = FLAGS.resume or FLAGS.out or os.path.join("runs", stamp)
-        if not FLAGS.resume:
-            try:
-                _save_argv(out)
-            except OSError as e:
-                _fail(f"--out={out}: cannot write there ({e.strerror}); allowed: a directory that can be created "
-                      "and written")
-        if not FLAGS.quiet and jax.process_index() == 0:
-            print(f"{FLAGS.sim}: {jax.device_count()} {jax.default_backend()} device(s) on {jax.process_count()} "
-                  f"process(es), jax {jax.__version__}, {'float64' if FLAGS.x64 else 'float32'}; sweep "
-                  f"{grid or 'none'}, {seeds} seed(s); checkpoints in {out}/checkpoint", file=sys.stderr)
-        ds = sims.sweep(FLAGS.sim, grid, seeds, seed=FLAGS.seed, preset=FLAGS.preset, quiet=FLAGS.quiet,
-                        chunk=FLAGS.chunk, memory_limit=limit, checkpoint_dir=os.path.join(out, "checkpoint"),
-                        resume=bool(FLAGS.resume), checkpoint_seconds=FLAGS.checkpoint_seconds, **params)
+        options = dict(preset=FLAGS.preset, grid=grid, seeds=seeds, seed=FLAGS.seed, scaling=FLAGS.scaling,
+                       chunk=FLAGS.chunk, memory_limit=limit, **params)
+        writer = jax.process_index() == 0  # only process 0 prints and writes
+
+        def checked():  # bad input has been refused (one line, nothing written); now the run starts
+            if not FLAGS.resume:
+                try:
+                    _save_argv(out)
+                except OSError as e:
+                    _fail(f"--out={out}: cannot write there ({e.strerror}); allowed: a directory that can be "
+                          "created and written")
+            if not FLAGS.quiet and writer:
+                print(f"{FLAGS.sim}: {jax.device_count()} {jax.default_backend()} device(s) on "
+                      f"{jax.process_count()} process(es), jax {jax.__version__}, "
+                      f"{'float64' if FLAGS.x64 else 'float32'}; checkpoints in {out}/checkpoint", file=sys.stderr)
+
+        ds, rows = sims.execute(FLAGS.sim, out, resume=bool(FLAGS.resume), quiet=FLAGS.quiet,
+                                checkpoint_seconds=FLAGS.checkpoint_seconds, writer=writer, argv=sys.argv[1:],
+                                on_checked=checked, **options)
     except config_lib.ConfigError as e:
         _fail(str(e))
-    from dynamics import export, report
-    if jax.process_index() != 0:  # only process 0 writes and reports
+    if not writer:
         return
-    export.write_netcdf(ds, os.path.join(out, "results.nc"))  # results first: nothing is lost to a later failure
-    export.write_json({**export.decoded_attrs(ds), "argv": sys.argv[1:]}, os.path.join(out, "config.json"))
-    shutil.rmtree(os.path.join(out, "checkpoint"), ignore_errors=True)
-    rows = module.report.compare(ds)
+    from dynamics import report
     print(report.format_table(rows))
-    report.write_tables(rows, os.path.join(out, "comparison"))
-    export.write_figure(module.report.figure(ds), os.path.join(out, f"{FLAGS.sim}.png"))
     print(f"wrote {out}/results.nc, config.json, comparison.txt/.csv/.tex, {FLAGS.sim}.png  "
-          f"(compile {ds.attrs['compile_seconds']:.1f}s, "
-          f"run {ds.attrs['run_seconds']:.1f}s)")
-    diverged = ds.nonfinite_step.where(ds.nonfinite_step >= 0)
-    if diverged.notnull().any():
-        first = int(diverged.min())
-        where = ds.nonfinite_step.where(ds.nonfinite_step == first, drop=True)
-        at = " ".join(f"{d}={where[d].values[0]}" for d in where.dims)
-        print(f"error: diverged: NaN or inf at step {first} ({at}); the records before it are in "
-              f"{out}/results.nc", file=sys.stderr)
+          f"(compile {ds.attrs['compile_seconds']:.1f}s, run {ds.attrs['run_seconds']:.1f}s)")
+    where = sims.diverged(ds)
+    if where:
+        print(f"error: diverged: NaN or inf at {where}; the records before it are in {out}/results.nc",
+              file=sys.stderr)
         sys.exit(1)
 
 
@@ -257,6 +250,7 @@ def _save_argv(out: str) -> None:
 
 def cli():
     """The console script `training-dynamics` (the same as `python run.py`)."""
+    define_flags()
     app.run(main, flags_parser=_parse_flags)
 
 

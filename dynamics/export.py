@@ -15,22 +15,25 @@ import numpy as np
 import xarray as xr
 
 from dynamics.files import atomic_path, write_json
-from dynamics.sweep import Group, Spec
+from dynamics import simulator as simulator_lib
+from dynamics.simulator import Simulator
+from dynamics.sweep import Group
 
 __all__ = ["to_dataset", "atomic_path", "write_netcdf", "decoded_attrs", "write_json", "write_figure",
            "environment"]
 
 
-def _group_dataset(spec: Spec, group: Group, every: int) -> xr.Dataset:
+def _group_dataset(spec: Simulator, group: Group, every: int) -> xr.Dataset:
     lead = tuple(group.traced) + ("seed",)
     coords: dict[str, Any] = {name: list(values) for name, values in group.traced.items()}
     coords["seed"] = list(group.seeds)
     data_vars = {}
+    seedless = simulator_lib.seedless(spec)
     for name, value in group.outputs.items():
-        dims = lead + (("step",) if name in group.record_names else ()) + tuple(spec.dims.get(name, ()))
+        dims = lead + (("step",) if name in group.record_names else ()) + tuple(simulator_lib.dims(spec, name))
         if value.ndim != len(dims):
             raise ValueError(f"output {name!r} has shape {value.shape} but dims {dims}")
-        if name in spec.seedless:
+        if name in seedless:
             value, dims = np.take(value, 0, axis=len(lead) - 1), tuple(d for d in dims if d != "seed")
         data_vars[name] = (dims, value)
     ds = xr.Dataset(data_vars, coords=coords)
@@ -41,7 +44,7 @@ def _group_dataset(spec: Spec, group: Group, every: int) -> xr.Dataset:
     return ds.expand_dims({k: [v] for k, v in group.static.items()})
 
 
-def to_dataset(spec: Spec, groups: Sequence[Group], grid_order: Sequence[str], every: int,
+def to_dataset(spec: Simulator, groups: Sequence[Group], grid_order: Sequence[str], every: int,
                attrs: dict[str, Any]) -> xr.Dataset:
     """One Dataset: a dimension per swept parameter in `grid_order`, then `seed`, then each output's own axes.
 
@@ -55,6 +58,30 @@ def to_dataset(spec: Spec, groups: Sequence[Group], grid_order: Sequence[str], e
                     if v.dtype.kind in "iu" and ds[k].dtype != v.dtype and not ds[k].isnull().any()})
     ds = ds.transpose(*grid_order, "seed", ..., missing_dims="ignore")
     ds.attrs.update({k: _attr(v) for k, v in attrs.items()})
+    return describe(spec, ds)
+
+
+_ENGINE_OUTPUTS = {"nonfinite_step": simulator_lib.Output(
+    "first step whose state held a NaN or inf (-1: none; an inf record: to record resolution)", "step")}
+
+
+def describe(spec: Simulator, ds: xr.Dataset) -> xr.Dataset:
+    """CF attributes from the sim's declared outputs: `long_name` and `units` on every variable (so that
+    `ds.loss.plot()` labels its axes), and on each theory value the variable it predicts; the swept parameters'
+    coordinates get their config docs and units."""
+    from dynamics import config as config_lib
+    for name, out in {**spec.outputs, **_ENGINE_OUTPUTS}.items():
+        if name in ds.data_vars:
+            ds[name].attrs.update(long_name=out.long_name, units=out.units)
+            if out.predicts:
+                ds[name].attrs["predicts"] = out.predicts
+    for field, _, units, _, doc in config_lib.describe(spec.config):
+        if field in ds.coords:
+            ds[field].attrs.update(long_name=doc, units=units)
+    if "step" in ds.coords:
+        ds["step"].attrs.update(long_name="training step", units="step")
+    if "seed" in ds.coords:
+        ds["seed"].attrs.update(long_name="seed: the member's key is jax.random.key(seed)", units="1")
     return ds
 
 

@@ -32,16 +32,17 @@ def chunk_records(total: int, target_chunks: int = 20) -> int:
     return best if best * 200 >= total else total
 
 
-def member_bytes(spec, config) -> int:
-    """Estimated device memory of one member: its carry twice (the chunk's input and output), a scan chunk of
-    records, and the sim's own estimate of its step's temporaries (`spec.workspace`)."""
-    prepared = (spec.prepare(config),) if spec.prepare else ()
-    carry, record = jax.eval_shape(lambda k, *p: trajectory.start(spec.simulation, config, k, *p), jax.random.key(0),
-                                   *prepared)
+def member_bytes(sim, config) -> int:
+    """Estimated device memory of one member: its context once, its carry twice (the chunk's input and output), a
+    scan chunk of records, and the sim's own estimate of its step's temporaries (`sim.workspace`)."""
+    prepared = (sim.prepare(config),) if sim.prepare else ()
+    key = jax.random.key(0)
+    context = jax.eval_shape(lambda k, *p: trajectory.setup(sim.simulation, config, k, *p), key, *prepared)
+    carry, record = jax.eval_shape(lambda ctx, k: trajectory.start(sim.simulation, config, ctx, k), context, key)
     nbytes = lambda tree: sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)
                               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
     total = config.steps // config.record_every
-    return 2 * nbytes(carry) + nbytes(record) * chunk_records(total) + int(spec.workspace(config))
+    return nbytes(context) + 2 * nbytes(carry) + nbytes(record) * chunk_records(total) + int(sim.workspace(config))
 
 
 class _Progress:
@@ -64,10 +65,12 @@ def _fns(spec, devices) -> dict[str, Callable]:
     sim, shard = spec.simulation, devices_lib.sharding(devices)
     jit = lambda f, **kw: jax.jit(f, in_shardings=shard, out_shardings=shard, **kw)
     return dict(
-        start=jit(jax.vmap(lambda c, k, *prepared: trajectory.start(sim, c, k, *prepared))),
-        advance=lambda num, every: jit(jax.vmap(lambda c, carry: trajectory.advance(sim, c, carry, num, every)),
-                                       donate_argnums=(1,)),
-        finish=jit(jax.vmap(lambda c, carry: trajectory.finish(sim, c, carry))),
+        setup=jit(jax.vmap(lambda c, k, *prepared: trajectory.setup(sim, c, k, *prepared))),
+        start=jit(jax.vmap(lambda c, ctx, k: trajectory.start(sim, c, ctx, k))),
+        advance=lambda num, every: jit(jax.vmap(lambda c, ctx, carry: trajectory.advance(sim, c, ctx, carry, num,
+                                                                                           every)),
+                                       donate_argnums=(2,)),
+        finish=jit(jax.vmap(lambda c, ctx, carry: trajectory.finish(sim, c, ctx, carry))),
     )
 
 
@@ -89,7 +92,9 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
     Returns numpy outputs with a leading member axis and the names of those that are records (axis 1 is `step`).
     Resumes from `checkpoints` when they hold this batch's carry.
     """
-    key = (spec.name, tuple(devices))
+    # Keyed by the functions themselves, not the name: a sim redefined in a notebook (or mutated in a test) compiles
+    # anew instead of running the old program.
+    key = (spec.name, *spec.simulation, tuple(devices))
     fns = _FNS[key] if key in _FNS else _FNS.setdefault(key, _fns(spec, devices))
     size = len(configs)
     cfg = devices_lib.put(_stack(configs), devices)
@@ -99,7 +104,10 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
     chunk = chunk_records(total) if total else 0
 
     prepared = (devices_lib.put(_stack([spec.prepare(c) for c in configs]), devices),) if spec.prepare else ()
-    carry, first = compile_lib.compiled((*key, "start"), fns["start"], cfg, keys, *prepared)(cfg, keys, *prepared)
+    # The context is built once per batch (and again on a resume: it is a function of config and key) and passed to
+    # every chunk's program as an argument, never carried or checkpointed.
+    context = compile_lib.compiled((*key, "setup"), fns["setup"], cfg, keys, *prepared)(cfg, keys, *prepared)
+    carry, first = compile_lib.compiled((*key, "start"), fns["start"], cfg, context, keys)(cfg, context, keys)
     records, done = [devices_lib.gather(first)], 0
     saved = checkpoints.load_carry(*batch)
     if saved is not None:
@@ -109,11 +117,12 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
                     for x, f in zip(devices_lib.put(leaves, devices), fresh)]
         carry, records = jax.tree_util.tree_unflatten(treedef, restored), [recorded]
     if total:
-        advance = compile_lib.compiled((*key, "advance", chunk, every), fns["advance"](chunk, every), cfg, carry)
+        advance = compile_lib.compiled((*key, "advance", chunk, every), fns["advance"](chunk, every), cfg, context,
+                                       carry)
     progress = _Progress(label, steps, quiet)
     last_save = time.perf_counter()
     while done < total:
-        carry, recs = advance(cfg, carry)
+        carry, recs = advance(cfg, context, carry)
         records.append(devices_lib.gather(recs))
         done += chunk
         progress.update(done * every)
@@ -122,7 +131,8 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
             records = [merged]
             checkpoints.save_carry(*batch, jax.tree_util.tree_leaves(devices_lib.gather(carry)), merged, done)
             last_save = time.perf_counter()
-    final = devices_lib.gather(compile_lib.compiled((*key, "finish"), fns["finish"], cfg, carry)(cfg, carry))
+    final = devices_lib.gather(compile_lib.compiled((*key, "finish"), fns["finish"], cfg, context, carry)(
+        cfg, context, carry))
     recorded = _concat(records)
     outputs = {k: np.asarray(v)[:size] for k, v in {**final, **recorded}.items()}
     return outputs, tuple(recorded)

@@ -28,26 +28,9 @@ from dynamics import devices as devices_lib
 from dynamics import trajectory
 from dynamics.checkpoint import Checkpoints
 from dynamics.runner import member_bytes, run_batch
+from dynamics.simulator import Simulator, check_steps
 
-__all__ = ["Spec", "Group", "plan", "run_groups", "members_config", "batch_size", "memory_limit"]
-
-
-class Spec(NamedTuple):
-    """What the engine needs to know of a sim.
-
-    name: the sim's name; config_cls: its config class (with static `steps` and `record_every` fields);
-    simulation: its `trajectory.Simulation`; dims: for each output, the names of its axes (records get a leading
-    `step` axis besides); seedless: outputs that do not depend on the key (data, theory), stored without a `seed`
-    axis; workspace: bytes of temporaries one member's step needs beyond its state (for the memory estimate);
-    prepare: host-side work per member before the run (exact solvers), whose pytree of arrays `init` receives.
-    """
-    name: str
-    config_cls: type
-    simulation: trajectory.Simulation
-    dims: dict[str, tuple[str, ...]]
-    seedless: frozenset = frozenset()
-    workspace: Callable[[Any], int] = lambda config: 0
-    prepare: Callable[[Any], Any] | None = None
+__all__ = ["Group", "plan", "run_groups", "members_config", "batch_size", "memory_limit"]
 
 
 class Group(NamedTuple):
@@ -75,12 +58,12 @@ def _coerced(cls, grid: dict) -> dict:
     return {name: [config_lib.coerce(cls, name, v) for v in values] for name, values in grid.items()}
 
 
-def plan(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int]) -> list[tuple[dict, list]]:
+def plan(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int]) -> list[tuple[dict, list]]:
     """Validates a sweep without running it: (static values, member configs) for each static-shape group.
 
     Raises ConfigError for an unknown parameter or any value out of range, before anything is compiled.
     """
-    cls = spec.config_cls
+    cls = spec.config
     names = {f.name for f in dataclasses.fields(cls)}
     for name, values in grid.items():
         if name not in names:
@@ -94,8 +77,11 @@ def plan(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int]) -> list[
             config_lib.check(cls, name, v)
     static_names = [n for n in grid if not config_lib.is_traced(cls, n)]
     traced = {n: grid[n] for n in grid if config_lib.is_traced(cls, n)}
-    return [(dict(zip(static_names, c)), members_config(base, dict(zip(static_names, c)), traced, seeds))
-            for c in itertools.product(*(grid[n] for n in static_names))]
+    plans = [(dict(zip(static_names, c)), members_config(base, dict(zip(static_names, c)), traced, seeds))
+             for c in itertools.product(*(grid[n] for n in static_names))]
+    for _, configs in plans:
+        check_steps(configs[0])
+    return plans
 
 
 def memory_limit() -> int:
@@ -113,7 +99,7 @@ def memory_limit() -> int:
     return int(0.8 * available / jax.local_device_count())
 
 
-def batch_size(spec: Spec, config, members: int, devices: int, chunk: int | None, limit: int) -> int:
+def batch_size(spec: Simulator, config, members: int, devices: int, chunk: int | None, limit: int) -> int:
     """Members per program: `chunk` if given, else as many as fit in `limit` bytes per device (all if they fit).
 
     Raises ConfigError, before anything is compiled, when not even one member per device fits.
@@ -133,7 +119,7 @@ def _mb(n: float) -> str:
     return f"{n / 2 ** 20:,.1f}MB"
 
 
-def run_groups(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int], *, quiet: bool = False,
+def run_groups(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int], *, quiet: bool = False,
                devices=None, chunk: int | None = None, limit: int | None = None, checkpoint_dir: str | None = None,
                resume: bool = False, checkpoint_seconds: float = 60.0, on_batch=None) -> list[Group]:
     """Runs `base` over `grid` x `seeds`: one compiled program per combination of static grid values, in batches
@@ -142,7 +128,7 @@ def run_groups(spec: Spec, base, grid: dict[str, list], seeds: Sequence[int], *,
     is called after each batch (for tests and logs)."""
     seeds = list(seeds)
     plans = plan(spec, base, grid, seeds)  # validates every member before compiling anything
-    traced = {n: v for n, v in _coerced(spec.config_cls, grid).items() if config_lib.is_traced(spec.config_cls, n)}
+    traced = {n: v for n, v in _coerced(spec.config, grid).items() if config_lib.is_traced(spec.config, n)}
     devices = list(devices if devices is not None else devices_lib.sweep_devices())
     limit = limit or memory_limit()
     sizes = [batch_size(spec, configs[0], len(configs), len(devices), chunk, limit) for _, configs in plans]
