@@ -28,5 +28,5 @@ setup(
         # The exact max-margin references of implicit_bias: the spectral margin is an SDP, the SVM a QP (Clarabel).
         "cvxpy>=1.5",
     ],
-    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5"]},
 )
