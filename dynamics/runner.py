@@ -21,7 +21,7 @@ from dynamics import devices as devices_lib
 from dynamics import trajectory
 from dynamics.checkpoint import Checkpoints
 
-__all__ = ["run_batch", "chunk_records", "member_bytes"]
+__all__ = ["run_batch", "chunk_records", "member_bytes", "clear_caches"]
 
 
 def chunk_records(total: int, target_chunks: int = 20) -> int:
@@ -75,6 +75,15 @@ def _fns(spec, devices) -> dict[str, Callable]:
 
 
 _FNS: dict[Any, dict[str, Callable]] = {}
+
+
+def clear_caches() -> None:
+    """Forgets every compiled program: the engine's jitted functions and compiled executables, and JAX's traces.
+    For tests that patch a function a sim calls while being traced (a mutation), and for notebooks that redefine one;
+    otherwise an earlier compilation of the same shapes would run instead."""
+    _FNS.clear()
+    compile_lib._CACHE.clear()
+    jax.clear_caches()
 
 
 def _stack(configs):

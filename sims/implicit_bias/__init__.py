@@ -5,8 +5,8 @@ Reads top-down: `configs.implicit_bias` (the config), `model` (losses, margins, 
 (data, dynamics, metrics), `theory` (the LP, QP and SDP references), `report` (table and figures).
 """
 
-from configs.implicit_bias import PRESET_SWEEPS, PRESETS, Config
+from configs.implicit_bias import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
 from sims.implicit_bias import report
 from sims.implicit_bias.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "Config", "report", "simulate"]

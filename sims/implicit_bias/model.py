@@ -3,8 +3,8 @@
 Logits z_i = W h_i. For each loss, the derivative with respect to an off-class logit c != y_i is positive and its
 logarithm is computed directly: log S_ic (cross-entropy), z_c - z_y (exponential), log sigmoid(z_c - z_y) (PairLogLoss).
 The true class's derivative is minus their sum. So the gradient is exp(s) * G with s the largest off-class log-weight
-and G = (1/n) sum_i sum_{c != y_i} exp(l_ic - s) (e_c - e_{y_i}) h_i^T: nothing is computed as 1 - S_y, which rounds to 0
-long before the off-class terms vanish (the theory note's trap).
+and G = (1/n) sum_i sum_{c != y_i} exp(l_ic - s) (e_c - e_{y_i}) h_i^T: nothing is computed as 1 - S_y, which rounds
+to 0 long before the off-class terms vanish (the theory note's trap).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import jax.numpy as jnp
 
 from dynamics.optimizers import LogScaled
 
-__all__ = ["logits", "off_class_log_weights", "log_scaled_gradient", "loss_value", "margin"]
+__all__ = ["log_scaled_gradient", "logits", "loss_value", "margin", "off_class_log_weights"]
 
 
 def logits(W_kd, x_nd):

@@ -20,7 +20,7 @@ from dynamics import config as config_lib
 from dynamics import langevin, optimizers, sweep, trajectory
 from sims.implicit_bias import model, theory
 
-__all__ = ["State", "SIMULATION", "SPEC", "simulate", "prepare", "make_data", "optimizer"]
+__all__ = ["SIMULATION", "SPEC", "State", "make_data", "optimizer", "prepare", "simulate"]
 
 NORMS = theory.NORMS  # ("max", "fro", "spectral")
 
@@ -47,7 +47,7 @@ def _references(classes, dim, per_class, noise, data_seed):
         raise config_lib.ConfigError(f"--noise={noise}: {e}; allowed: data that a linear classifier separates "
                                      "(less noise, or larger dim)") from None
     dtype = jnp.result_type(float)
-    out = dict(x=x.astype(dtype), y=y)
+    out = {"x": x.astype(dtype), "y": y}
     for norm, opt in optima.items():
         out[f"gamma_{norm}"] = np.asarray(opt.gamma, dtype)
         out[f"W_{norm}"] = opt.W.astype(dtype)
@@ -114,7 +114,7 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     z = model.logits(W, refs["x"])
     m = model.margin(z, refs["y"])
     fro = jnp.linalg.norm(W)
-    out = dict(loss=model.loss_value(config, z, refs["y"]))
+    out = {"loss": model.loss_value(config, z, refs["y"])}
     for norm in NORMS:
         size = _norm(W, norm)
         normalized = jnp.where(size > 0, m / jnp.where(size > 0, size, 1.0), 0.0)
@@ -127,7 +127,7 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
 
 def final(config: Config, state: State) -> dict[str, jax.Array]:
     refs = state.refs
-    out = dict(weights=state.weights.params, data_x=refs["x"], data_y=refs["y"])
+    out = {"weights": state.weights.params, "data_x": refs["x"], "data_y": refs["y"]}
     for norm in NORMS:
         out[f"theory_margin_{norm}"] = refs[f"gamma_{norm}"]
         out[f"theory_weights_{norm}"] = refs[f"W_{norm}"]

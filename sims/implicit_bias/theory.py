@@ -32,9 +32,9 @@ import numpy as np
 import scipy.optimize
 import scipy.sparse as sp
 
-__all__ = ["NORMS", "MaxMargin", "NotSeparableError", "margin", "normalized_margin", "margin_gap", "correlation",
-           "matrix_norm", "pair_matrix", "max_norm_margin", "max_norm_margin_dual", "frobenius_margin",
-           "spectral_margin", "separable"]
+__all__ = ["NORMS", "MaxMargin", "NotSeparableError", "correlation", "frobenius_margin", "margin", "margin_gap",
+           "matrix_norm", "max_norm_margin", "max_norm_margin_dual", "normalized_margin", "pair_matrix", "separable",
+           "spectral_margin"]
 
 NORMS = ("max", "fro", "spectral")
 
@@ -45,7 +45,7 @@ SEPARABILITY_RTOL = 1e-7
 
 # Clarabel's defaults (1e-8 gap and feasibility) tightened: at the paper's size the QP's margins come out exact to
 # ~1e-13 and the SDP's to ~1e-11. If Clarabel stalls short of them ("AlmostSolved"), `_solve` retries at the defaults.
-CLARABEL_OPTIONS = dict(tol_gap_abs=1e-10, tol_gap_rel=1e-10, tol_feas=1e-10)
+CLARABEL_OPTIONS = {"tol_gap_abs": 1e-10, "tol_gap_rel": 1e-10, "tol_feas": 1e-10}
 
 # Cutting plane of `spectral_margin`: pairs added per round, and how far (times max_r |A_r|_nuc) below t a pair outside
 # the working set may sit and still count as satisfied (about Clarabel's own accuracy on these SDPs, ~1e-9 relative).
