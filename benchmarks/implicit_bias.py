@@ -25,7 +25,7 @@ import numpy as np  # noqa: E402
 
 import sims  # noqa: E402
 from dynamics import trajectory  # noqa: E402
-from sims.implicit_bias import SIMULATION, sim  # noqa: E402
+from sims.implicit_bias import SIMULATOR, sim  # noqa: E402
 
 STEPS = 2000
 
@@ -50,7 +50,7 @@ def main() -> None:
     config = sims.make_config("implicit_bias", optimizer="signgd", steps=STEPS, record_every=STEPS)
     refs = sim.prepare(config)
     x, y = np.asarray(refs["x"]), np.asarray(refs["y"])
-    run = jax.jit(lambda c, k, r: trajectory.simulate(SIMULATION, c, k, r, steps=STEPS, record_every=STEPS))
+    run = jax.jit(lambda c, k, r: trajectory.simulate(SIMULATOR.simulation, c, k, r, steps=STEPS, record_every=STEPS))
     t0 = time.perf_counter()
     out = jax.block_until_ready(run(config, jax.random.key(0), refs))
     compile_seconds = time.perf_counter() - t0

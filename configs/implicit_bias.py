@@ -10,7 +10,7 @@ k classes, d dimension, sigma the within-class noise.
 
 from __future__ import annotations
 
-from dynamics.config import ConfigError, config, param
+from dynamics.config import config, param
 
 OPTIMIZERS = ("gd", "ngd", "signgd", "lp", "spectral", "schatten", "signum", "momentum_ngd", "muon", "adam")
 LOSSES = ("cross_entropy", "exponential", "pairlog")
@@ -18,7 +18,6 @@ LOSSES = ("cross_entropy", "exponential", "pairlog")
 
 @config
 class Config:
-    sim_name = "implicit_bias"
     optimizer: str = param("signgd", "gd (plain), ngd (normalized), signgd, lp (entrywise p-norm steepest descent), "
                            "spectral, schatten (Schatten p-norm), signum, momentum_ngd, muon (momentum versions), "
                            "adam", choices=OPTIMIZERS)
@@ -44,10 +43,6 @@ class Config:
     data_seed: int = param(0, "seed of the data (shared by all seeds of a sweep)", units="int", traced=True, low=0)
     steps: int = param(10000, "iterations (full batch)", units="count", low=1)
     record_every: int = param(10, "iterations between recorded observables", units="count", low=1)
-
-    def check(self) -> None:
-        if self.steps % self.record_every:
-            raise ConfigError(f"--record_every={self.record_every}: must divide --steps={self.steps}")
 
 
 PRESETS = {

@@ -75,7 +75,8 @@ def describe(spec: Simulator, ds: xr.Dataset) -> xr.Dataset:
             ds[name].attrs.update(long_name=out.long_name, units=out.units)
             if out.predicts:
                 ds[name].attrs["predicts"] = out.predicts
-    for field, _, units, _, doc in config_lib.describe(spec.config):
+    import dataclasses
+    for field, _, units, _, doc in config_lib.describe(spec.config) if dataclasses.is_dataclass(spec.config) else ():
         if field in ds.coords:
             ds[field].attrs.update(long_name=doc, units=units)
     if "step" in ds.coords:

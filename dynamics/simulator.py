@@ -39,7 +39,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 from dynamics import trajectory
 from dynamics.config import ConfigError
 
-__all__ = ["Output", "Simulator", "simulate", "check_steps", "seedless", "dims"]
+__all__ = ["Output", "prediction", "Simulator", "simulate", "check_steps", "seedless", "dims"]
 
 
 class Output(NamedTuple):
@@ -53,7 +53,7 @@ class Output(NamedTuple):
     predicts: str | None = None
 
 
-def theory(long_name: str, predicts: str | None = None, units: str = "1", dims: tuple[str, ...] = ()) -> Output:
+def prediction(long_name: str, predicts: str | None = None, units: str = "1", dims: tuple[str, ...] = ()) -> Output:
     """A closed-form or solver value: seedless, and naming what it predicts."""
     return Output(long_name, units, dims, True, predicts)
 

@@ -6,7 +6,12 @@ Reads top-down: `configs.implicit_bias` (the config), `model` (losses, margins, 
 """
 
 from configs.implicit_bias import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
-from sims.implicit_bias import report
-from sims.implicit_bias.sim import SIMULATION, SPEC, simulate
+from dynamics.simulator import Simulator
+from sims.implicit_bias import report, sim
 
-__all__ = ["PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "Config", "report", "simulate"]
+SIMULATOR = Simulator(
+    name="implicit_bias", config=Config, setup=sim.setup, init=sim.init, step=sim.step, record=sim.record,
+    final=sim.final, outputs=sim.OUTPUTS, compare=report.compare, figure=report.figure, presets=PRESETS,
+    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, workspace=sim.workspace, prepare=sim.prepare)
+
+__all__ = ["SIMULATOR"]

@@ -26,7 +26,7 @@ from dynamics import stats
 from dynamics.report import Row, per_point, series, shown, within
 
 __all__ = ["ASYMPTOTIC_GAP", "MIN_STEPS", "compare", "correlation_slope_range", "decade_slope", "figure", "own_norm",
-           "own_slope_range", "plateau_halfwidth", "rate_kind", "scaling_grid"]
+           "own_slope_range", "plateau_halfwidth", "rate_kind"]
 
 NORMS = ("max", "fro", "spectral")
 # The norm whose max margin each optimizer's direction tends to (theory note's table); lp and schatten: p = 2 only.
@@ -42,11 +42,6 @@ ASYMPTOTIC_GAP = 0.1
 # log allowance 1/ln(T/10) is undefined): the rate rows are shown without verdict.
 MIN_STEPS = 100
 SOURCE = "exact: one deterministic run (seeds identical)"
-
-
-def scaling_grid(config) -> dict:
-    """No ladder: a single run already spans four decades of t."""
-    return {}
 
 
 def own_norm(optimizer: str, p: float = 3.0) -> str | None:

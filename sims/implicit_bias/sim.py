@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -17,10 +16,11 @@ import optax
 
 from configs.implicit_bias import Config
 from dynamics import config as config_lib
-from dynamics import langevin, optimizers, sweep, trajectory
+from dynamics import langevin, optimizers
+from dynamics.simulator import Output, prediction
 from sims.implicit_bias import model, theory
 
-__all__ = ["SIMULATION", "SPEC", "State", "make_data", "optimizer", "prepare", "simulate"]
+__all__ = ["OUTPUTS", "final", "init", "make_data", "optimizer", "prepare", "record", "setup", "step", "workspace"]
 
 NORMS = theory.NORMS  # ("max", "fro", "spectral")
 
@@ -76,27 +76,28 @@ def optimizer(config: Config):
     return optax.chain(*chain, optimizers.mantissa_direction(p, kind), step)
 
 
-class State(NamedTuple):
-    """weights: the ParticleState of W (k, d) and its optimizer; refs: the data and the exact references."""
-    weights: langevin.ParticleState
-    refs: dict
-
-
 def _dynamics(config: Config, refs: dict):
     grad = lambda W: model.log_scaled_gradient(config, W, refs["x"], refs["y"])
     return langevin.particle_dynamics(grad, optimizer(config))
 
 
-def init(config: Config, key, refs: dict) -> State:
-    """W_0 = 0, as in the paper."""
+def setup(config: Config, key, refs: dict) -> dict:
+    """The context: the data and the exact references that `prepare` computed (x (n, d), y (n,), gamma_<norm> and
+    W_<norm> (k, d) for norm in max, fro, spectral)."""
+    del key
+    return refs
+
+
+def init(config: Config, refs: dict, key) -> langevin.ParticleState:
+    """W_0 = 0, as in the paper, with its optimizer's state."""
     del key
     init_fn, _ = _dynamics(config, refs)
-    return State(init_fn(jnp.zeros((config.classes, config.dim), refs["x"].dtype)), refs)
+    return init_fn(jnp.zeros((config.classes, config.dim), refs["x"].dtype))
 
 
-def step(config: Config, state: State, key) -> State:
-    _, step_fn = _dynamics(config, state.refs)
-    return state._replace(weights=step_fn(state.weights, key))
+def step(config: Config, refs: dict, weights: langevin.ParticleState, key) -> langevin.ParticleState:
+    _, step_fn = _dynamics(config, refs)
+    return step_fn(weights, key)
 
 
 def _norm(W, norm):
@@ -107,10 +108,10 @@ def _norm(W, norm):
     return jnp.linalg.norm(W, 2)
 
 
-def record(config: Config, state: State) -> dict[str, jax.Array]:
+def record(config: Config, refs: dict, weights: langevin.ParticleState) -> dict[str, jax.Array]:
     """loss; for each norm in (max, fro, spectral): gap_<norm> = gamma - m(W)/|W| (gamma at W = 0) and
     correlation_<norm> = <W, W*>_F / (|W|_F |W*|_F) with that norm's max-margin solution W* (0 at W = 0)."""
-    W, refs = state.weights.params, state.refs
+    W = weights.params
     z = model.logits(W, refs["x"])
     m = model.margin(z, refs["y"])
     fro = jnp.linalg.norm(W)
@@ -125,33 +126,28 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     return out
 
 
-def final(config: Config, state: State) -> dict[str, jax.Array]:
-    refs = state.refs
-    out = {"weights": state.weights.params, "data_x": refs["x"], "data_y": refs["y"]}
+def final(config: Config, refs: dict, weights: langevin.ParticleState) -> dict[str, jax.Array]:
+    out = {"weights": weights.params, "data_x": refs["x"], "data_y": refs["y"]}
     for norm in NORMS:
         out[f"theory_margin_{norm}"] = refs[f"gamma_{norm}"]
         out[f"theory_weights_{norm}"] = refs[f"W_{norm}"]
     return out
 
 
-SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.weights.params)
-
-SPEC = sweep.Spec(
-    name="implicit_bias",
-    config_cls=Config,
-    simulation=SIMULATION,
-    dims=dict(weights=("class", "feature"), data_x=("sample", "feature"), data_y=("sample",),
-              **{f"theory_weights_{n}": ("class", "feature") for n in NORMS}),
-    seedless=frozenset({"data_x", "data_y", *(f"theory_margin_{n}" for n in NORMS),
-                        *(f"theory_weights_{n}" for n in NORMS)}),
-    workspace=lambda config: 8 * jnp.dtype(jnp.result_type(float)).itemsize * config.classes ** 2
-    * config.per_class * config.dim,
-    prepare=prepare,
-)
+def workspace(config: Config) -> int:
+    """Bytes of a step's temporaries: a few (k, k, n/k, d)-sized products of the log-space gradient."""
+    return 8 * jnp.dtype(jnp.result_type(float)).itemsize * config.classes ** 2 * config.per_class * config.dim
 
 
-def simulate(config: Config, key, refs: dict[str, Any] | None = None) -> dict[str, jax.Array]:
-    """One whole run as a pure function of (config, key, refs) that `jax.jit` and `jax.vmap` take; refs defaults to
-    `prepare(config)` (host side, so pass it explicitly under jit)."""
-    refs = prepare(config) if refs is None else refs
-    return trajectory.simulate(SIMULATION, config, key, refs, steps=config.steps, record_every=config.record_every)
+_NORM_NAMES = {"max": "max-norm", "fro": "Frobenius", "spectral": "spectral"}
+OUTPUTS = {
+    "loss": Output("training loss L(W)"),
+    **{f"gap_{n}": Output(f"{_NORM_NAMES[n]} margin gap gamma - m(W)/|W|") for n in NORMS},
+    **{f"correlation_{n}": Output(f"cosine of W with the {_NORM_NAMES[n]} max-margin solution") for n in NORMS},
+    "weights": Output("W at the last step", dims=("class", "feature")),
+    "data_x": Output("training inputs", dims=("sample", "feature"), seedless=True),
+    "data_y": Output("training labels", dims=("sample",), seedless=True),
+    **{f"theory_margin_{n}": prediction(f"gamma, the {_NORM_NAMES[n]} max margin (exact solver)") for n in NORMS},
+    **{f"theory_weights_{n}": prediction(f"the {_NORM_NAMES[n]} max-margin solution W*", dims=("class", "feature"))
+       for n in NORMS},
+}

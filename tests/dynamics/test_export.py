@@ -9,7 +9,8 @@ import pytest
 import xarray as xr
 
 from dynamics import export, trajectory
-from dynamics.sweep import Group, Spec
+from dynamics.simulator import Output, Simulator
+from dynamics.sweep import Group
 
 
 # --- atomic_path ----------------------------------------------------------------------------------------------------
@@ -52,8 +53,10 @@ def _refuse(*args):
     raise AssertionError("to_dataset must only read the spec's dims and seedless, never run the simulation")
 
 
-SPEC = Spec(name="dummy", config_cls=None, simulation=trajectory.Simulation(_refuse, _refuse, _refuse, _refuse),
-            dims=dict(w=("unit",), curve=("unit",), data=("sample",)), seedless=frozenset({"data"}))
+SPEC = Simulator(name="dummy", config=None, setup=_refuse, init=_refuse, step=_refuse, record=_refuse, final=_refuse,
+                 compare=_refuse, outputs=dict(loss=Output("loss"), w=Output("w", dims=("unit",)),
+                                               curve=Output("curve", dims=("unit",)),
+                                               data=Output("data", dims=("sample",), seedless=True)))
 LRS, SEEDS, RECORDS, SAMPLES, EVERY = [0.1, 0.2], [0, 1, 2], 4, 5, 7
 
 

@@ -7,8 +7,9 @@ The unmutated run is the whole preset (4 optimizers x 10^5 steps, about a minute
 run is a stand-in to keep CI short: the same preset (data, steps, seeds) restricted to the optimizer whose row the bug
 is about, whose rows (labelled `optimizer=...`) are the preset's own rows for that optimizer.
 
-Compiled programs are cached by sim name and argument shapes (`dynamics.compile`, `dynamics.runner`), so a mutated
-run must start from empty caches, or it would reuse the unmutated program.
+Compiled programs are cached by the sim's functions and argument shapes, and a mutation patches a function they call
+while being traced, so a mutated run starts from empty caches (`runner.clear_caches`), or it would reuse the
+unmutated program.
 """
 
 import jax
@@ -16,7 +17,6 @@ import jax.numpy as jnp
 import pytest
 
 import sims
-from dynamics import compile as compile_lib
 from dynamics import optimizers, report, runner
 from sims.implicit_bias import model
 
@@ -31,7 +31,7 @@ def _verdicts(grid=None) -> dict:
     its own sweep unless `grid` restricts it)."""
     preset_grid, seeds = sims.preset_plan(NAME, PRESET)
     ds = sims.sweep(NAME, preset_grid if grid is None else grid, seeds, preset=PRESET)
-    return {(r.quantity, r.where): report.verdict(r) for r in sims.load(NAME).report.compare(ds) if r.relation != "~"}
+    return {(r.quantity, r.where): report.verdict(r) for r in sims.load(NAME).compare(ds) if r.relation != "~"}
 
 
 @pytest.fixture(scope="module")
@@ -40,9 +40,10 @@ def unmutated():
 
 
 @pytest.fixture
-def fresh_programs(monkeypatch):
-    monkeypatch.setattr(compile_lib, "_CACHE", {})
-    monkeypatch.setattr(runner, "_FNS", {})
+def fresh_programs():
+    runner.clear_caches()
+    yield
+    runner.clear_caches()
 
 
 def naive_softmax_gradient(config, W_kd, x_nd, y_n):

@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 
 from dynamics import report
-from dynamics.simulator import Output, Simulator, theory
+from dynamics.simulator import Output, Simulator, prediction
 from ou_plugin.config import PRESETS, Config
 
 
@@ -63,6 +63,6 @@ SIMULATOR = Simulator(
     outputs={
         "mean_square": Output("mean over particles of X^2", "length^2"),
         "final_positions": Output("X at the last step", "length", dims=("particle",)),
-        "theory_mean_square": theory("exact stationary mean square of the chain", "mean_square", "length^2"),
+        "theory_mean_square": prediction("exact stationary mean square of the chain", "mean_square", "length^2"),
     },
 )
