@@ -43,7 +43,9 @@ ENTRY_POINTS = "training_dynamics_sim.sims"
 def registry() -> dict[str, Simulator]:
     """{name: Simulator} of the built-in sims and of every installed package's entry points."""
     found: dict[str, Simulator] = {}
-    modules = [f"sims.{m.name}" for m in pkgutil.iter_modules(__path__) if m.ispkg]
+    only = os.environ.get("TDS_ONLY")  # during development: import only these built-in sims (comma-separated)
+    modules = [f"sims.{m.name}" for m in pkgutil.iter_modules(__path__)
+               if m.ispkg and (not only or m.name in only.split(","))]
     modules += [ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)]
     for path in modules:
         sim = getattr(importlib.import_module(path), "SIMULATOR", None)
