@@ -3,7 +3,7 @@
     python benchmarks/neural_collapse.py          # about 65-90 seconds on a 2-core CPU
 
 1. Riemannian GD steps per second at N = 1000 features (k = 10 classes of n = 100, d = 32, tau = 0.5, lr = 0.5):
-   the engine (`trajectory.simulate` of `sims.neural_collapse.SIMULATION`, jitted, one record at the start and one
+   the engine (`trajectory.simulate` of `sims.neural_collapse.SIMULATOR`, jitted, one record at the start and one
    at the end) against plain NumPy doing the very same step
 
        S = H^T H / tau (diagonal masked), P = row softmax of S, A = (P - positives) / (tau N), g = H (A + A^T),
@@ -43,7 +43,9 @@ import numpy as np  # noqa: E402
 
 import sims  # noqa: E402
 from dynamics import trajectory  # noqa: E402
-from sims.neural_collapse import SIMULATION, sim  # noqa: E402
+from sims.neural_collapse import SIMULATOR, sim  # noqa: E402
+
+SIMULATION = SIMULATOR.simulation
 
 # Part 1: the problem, engine steps per timed call, NumPy steps per timed call, repeats; the agreement check.
 THROUGHPUT = dict(classes=10, per_class=100, dim=32, temperature=0.5, lr=0.5)
@@ -164,8 +166,9 @@ def part_throughput() -> dict:
     reference = NumpyRGD(refs["labels"], config.temperature, config.lr)
 
     # Check: the engine's initial features (its own init, as `simulate` draws them), CHECK_STEPS steps of each.
-    carry, _ = jax.jit(lambda c, k, r: trajectory.start(SIMULATION, c, k, r))(config, key, refs)
-    H0 = np.asarray(carry.state.features.params)
+    carry, _ = jax.jit(lambda c, k, r: trajectory.start(SIMULATION, c, trajectory.setup(SIMULATION, c, k, r), k))(
+        config, key, refs)
+    H0 = np.asarray(carry.state.params)
     check, _ = _compiled(simulate_fn(CHECK_STEPS), config, key, refs)
     engine_H = np.asarray(check(config, key, refs)["features"])
     numpy_H = reference.run(H0, CHECK_STEPS)

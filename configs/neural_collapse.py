@@ -19,7 +19,6 @@ from dynamics.config import ConfigError, config, param
 
 @config
 class Config:
-    sim_name = "neural_collapse"
     classes: int = param(4, "k, classes", units="count", low=2)
     per_class: int = param(5, "n, samples per class (under STEP imbalance n_m, the minority size)", units="count",
                            low=2)
@@ -52,8 +51,6 @@ class Config:
         return (self.imbalance * self.per_class,) * (self.classes - minority) + (self.per_class,) * minority
 
     def check(self) -> None:
-        if self.steps % self.record_every:
-            raise ConfigError(f"--record_every={self.record_every}: must divide --steps={self.steps}")
         if self.class_sizes:
             try:
                 sizes = self.sizes()

@@ -6,7 +6,13 @@ Reads top-down: `configs.neural_collapse` (the config), `model` (the loss, its g
 """
 
 from configs.neural_collapse import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
-from sims.neural_collapse import report
-from sims.neural_collapse.sim import SIMULATION, SPEC, simulate
+from dynamics.simulator import Simulator
+from sims.neural_collapse import report, sim
 
-__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+SIMULATOR = Simulator(
+    name="neural_collapse", config=Config, setup=sim.setup, init=sim.init, step=sim.step, record=sim.record,
+    final=sim.final, outputs=sim.OUTPUTS, compare=report.compare, figure=report.figure, presets=PRESETS,
+    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, scaling_grid=report.scaling_grid,
+    workspace=sim.workspace, prepare=sim.prepare)
+
+__all__ = ["SIMULATOR"]

@@ -12,17 +12,17 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from configs.neural_collapse import Config
-from dynamics import langevin, manifold, sweep, trajectory
+from dynamics import langevin, manifold
+from dynamics.simulator import Output, prediction
 from sims.neural_collapse import model, theory
 
-__all__ = ["State", "SIMULATION", "SPEC", "simulate", "prepare", "METRICS"]
+__all__ = ["METRICS", "OUTPUTS", "final", "init", "prepare", "record", "setup", "step", "workspace"]
 
 METRICS = ("nc1", "equinorm", "equiangularity", "max_angle", "gram_distance", "full_gram_distance", "rank")
 COSINES = ("alpha", "beta", "gamma")
@@ -84,12 +84,6 @@ def _minority(config: Config) -> int:
     return 0 if config.class_sizes else config.minority_classes or config.classes // 2
 
 
-class State(NamedTuple):
-    """features: the ParticleState of H (d, N) and its optimizer; refs: `prepare`'s labels and optimum."""
-    features: langevin.ParticleState
-    refs: dict
-
-
 def _dynamics(config: Config, refs: dict):
     N = refs["labels"].shape[0]
     optimizer, retract = manifold.riemannian_gd(config.lr * config.temperature * N * (1 - config.momentum), axis=0,
@@ -98,7 +92,13 @@ def _dynamics(config: Config, refs: dict):
     return langevin.particle_dynamics(grad, optimizer, retract)
 
 
-def init(config: Config, key, refs: dict) -> State:
+def setup(config: Config, key, refs: dict) -> dict:
+    """The context: `prepare`'s labels (N,) and the relaxation's optimum with its closed forms."""
+    del key
+    return refs
+
+
+def init(config: Config, refs: dict, key) -> langevin.ParticleState:
     """h_i uniform on the sphere S^(d-1) (on its nonnegative orthant for ReLU features), independently per seed
     and per shape (d and N are folded into the key, so runs at different d do not share their draws)."""
     N = refs["labels"].shape[0]
@@ -106,18 +106,18 @@ def init(config: Config, key, refs: dict) -> State:
     H = langevin.gaussian(key, (config.dim, N))
     H = jnp.abs(H) if config.nonnegative else H
     init_fn, _ = _dynamics(config, refs)
-    return State(init_fn(H / jnp.linalg.norm(H, axis=0)), refs)
+    return init_fn(H / jnp.linalg.norm(H, axis=0))
 
 
-def step(config: Config, state: State, key) -> State:
-    _, step_fn = _dynamics(config, state.refs)
-    return state._replace(features=step_fn(state.features, key))
+def step(config: Config, refs: dict, features: langevin.ParticleState, key) -> langevin.ParticleState:
+    _, step_fn = _dynamics(config, refs)
+    return step_fn(features, key)
 
 
-def record(config: Config, state: State) -> dict[str, jax.Array]:
+def record(config: Config, refs: dict, features: langevin.ParticleState) -> dict[str, jax.Array]:
     """loss L(H); loss_gap = L - L* (L* the relaxation's optimum, so >= 0 up to round-off); and `model.metrics`
     against the predicted class geometry and G*."""
-    H, refs = state.features.params, state.refs
+    H = features.params
     value = model.loss(H, refs["labels"], config.temperature)
     out = dict(loss=value, loss_gap=value - refs["loss"])
     out.update(model.metrics(H, refs["labels"], config.classes, refs["class_gram"], refs["gram"]))
@@ -137,12 +137,12 @@ def _block_cosines(C, minority: int, classes: int) -> jax.Array:
             mean(major[:, None] & ~major[None, :]))
 
 
-def final(config: Config, state: State) -> dict[str, jax.Array]:
+def final(config: Config, refs: dict, features: langevin.ParticleState) -> dict[str, jax.Array]:
     """The features (d, N) and labels; class_cosines (k, k) of the uncentred class means and their STEP block
     means alpha, beta, gamma; the theory: theory_gram G*, theory_class_gram, theory_loss L*,
-    theory_loss_closed_form, theory_alpha/beta/gamma and theory_curvature (STEP's reduced program), the metrics of G* (theory_<metric>), and the solver's
-    stationarity (the norm of its final gradient)."""
-    H, refs = state.features.params, state.refs
+    theory_loss_closed_form, theory_alpha/beta/gamma and theory_curvature (STEP's reduced program), the metrics of
+    G* (theory_<metric>), and the solver's stationarity (the norm of its final gradient)."""
+    H = features.params
     mu = model.class_means(H, refs["labels"], config.classes)
     unit = mu / jnp.linalg.norm(mu, axis=0)
     cosines = unit.T @ unit
@@ -157,27 +157,33 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
     return out
 
 
-SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.features.params)
-
-_THEORY = ("theory_gram", "theory_class_gram", "theory_loss", "theory_loss_closed_form", "theory_solver_residual", "theory_curvature", *(f"theory_{c}" for c in COSINES), *(f"theory_{m}" for m in METRICS[:4]),
-           "theory_rank")
-
-SPEC = sweep.Spec(
-    name="neural_collapse",
-    config_cls=Config,
-    simulation=SIMULATION,
-    dims=dict(features=("feature", "sample"), labels=("sample",), class_cosines=("class", "class2"),
-              theory_gram=("sample", "sample2"), theory_class_gram=("class", "class2")),
-    seedless=frozenset({"labels", *_THEORY}),
-    # The step's temporaries: a handful of (N, N) similarity-sized arrays and the (d, N) gradient.
-    workspace=lambda config: jnp.dtype(jnp.result_type(float)).itemsize
-    * (8 * sum(config.sizes()) ** 2 + 4 * config.dim * sum(config.sizes())),
-    prepare=prepare,
-)
+def workspace(config: Config) -> int:
+    """The step's temporaries: a handful of (N, N) similarity-sized arrays and the (d, N) gradient."""
+    n = sum(config.sizes())
+    return jnp.dtype(jnp.result_type(float)).itemsize * (8 * n ** 2 + 4 * config.dim * n)
 
 
-def simulate(config: Config, key, refs: dict[str, Any] | None = None) -> dict[str, jax.Array]:
-    """One whole run as a pure function of (config, key, refs) that `jax.jit` and `jax.vmap` take; refs defaults to
-    `prepare(config)` (host side, so pass it explicitly under jit)."""
-    refs = prepare(config) if refs is None else refs
-    return trajectory.simulate(SIMULATION, config, key, refs, steps=config.steps, record_every=config.record_every)
+_METRIC_NAMES = {"nc1": "NC1: within-class over between-class variability", "equinorm": "equinorm: std/mean of the "
+                 "class-mean norms", "equiangularity": "equiangularity: std of the class-mean cosines",
+                 "max_angle": "max-angle deviation of the class-mean cosines from -1/(k-1)",
+                 "gram_distance": "distance of the class means' Gram to the predicted geometry",
+                 "full_gram_distance": "|H'H - G*|_F / N", "rank": "numerical rank of H"}
+_COSINE_NAMES = {"alpha": "mean cosine among majority class means", "beta": "mean cosine among minority class means",
+                 "gamma": "mean cosine between majority and minority class means"}
+OUTPUTS = {
+    "loss": Output("supervised contrastive loss L(H)"),
+    "loss_gap": Output("L(H) - L*, L* the convex relaxation's optimum"),
+    **{m: Output(_METRIC_NAMES[m]) for m in METRICS},
+    "features": Output("features H at the last step (unit columns)", dims=("feature", "sample")),
+    "labels": Output("class of each sample", dims=("sample",), seedless=True),
+    "class_cosines": Output("cosines of the uncentred class means", dims=("class", "class2")),
+    **{c: Output(_COSINE_NAMES[c]) for c in COSINES},
+    "theory_gram": prediction("G*, the relaxation's optimal Gram", dims=("sample", "sample2")),
+    "theory_class_gram": prediction("the predicted class-mean Gram", dims=("class", "class2")),
+    "theory_loss": prediction("L*, the relaxation's optimum (L-BFGS on a Burer-Monteiro factor)", "loss"),
+    "theory_loss_closed_form": prediction("the paper's closed-form loss, where it has one", "loss"),
+    "theory_solver_residual": prediction("norm of the relaxation solver's final Riemannian gradient"),
+    "theory_curvature": prediction("smallest curvature of STEP's reduced program at its optimum"),
+    **{f"theory_{c}": prediction(f"{_COSINE_NAMES[c]}, STEP's reduced program", c) for c in COSINES},
+    **{f"theory_{m}": prediction(f"{_METRIC_NAMES[m]}, of G*", m) for m in (*METRICS[:4], "rank")},
+}
