@@ -124,10 +124,10 @@ def test_imbalance_pushes_majority_apart_and_pulls_minority_together(step_sweep)
 
 def test_temperature_imbalance_seed_sweep_compiles_once_per_shape():
     # dim = 5 is used by no other test, so no earlier compilation can be reused: each imbalance value is one static
-    # group of three programs (start, advance, finish); the temperatures and seeds add none.
+    # group of four programs (setup, start, advance, finish); the temperatures and seeds add none.
     ds = sims.sweep("neural_collapse", {"temperature": [0.5, 1.0], "imbalance": [2, 3]}, 2, classes=4, per_class=3,
                     minority_classes=2, dim=5, steps=20, record_every=10)
-    assert ds.attrs["compilations"] == 3 * 2
+    assert ds.attrs["compilations"] == 4 * 2
     assert ds.loss.dims == ("temperature", "imbalance", "seed", "step")
 
 
