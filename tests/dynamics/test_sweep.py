@@ -52,7 +52,7 @@ def test_new_static_value_compiles_once_more():
     sims.sweep("mfld", {"temperature": [0.1, 0.2]}, 2, **SMALL)
     before = compile_lib.stats()["compiles"]
     sims.sweep("mfld", {"temperature": [0.1, 0.2]}, 2, particles=5, **SMALL)
-    assert compile_lib.stats()["compiles"] == before + 3  # start, advance, finish
+    assert compile_lib.stats()["compiles"] == before + 4  # setup, start, advance, finish
 
 
 def test_adding_seeds_leaves_earlier_seeds_unchanged():
