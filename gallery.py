@@ -15,7 +15,7 @@ FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "figu
 RUNS = {
     "mfld": {
         "linear_oracle": dict(grid={"particles": [2, 8, 32, 128]}),
-        "tanh2d_oracle": dict(grid={"particles": [4, 8, 16, 32, 64]}),
+        "tanh2d_oracle": {},
         "tanh2d_free_energy": {},
         "poc_circles": {},
         "poc_multi_index": {},
