@@ -8,7 +8,7 @@ import os
 import sys
 
 import sims
-from dynamics import export, report
+from dynamics import export, report, simulator
 
 FIGURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "docs", "figures")
 
@@ -19,8 +19,9 @@ def make_all(names=None, directory: str = FIGURES) -> None:
     for name, sim in sims.registry().items():
         if names and name not in names:
             continue
-        for preset in sim.presets if sim.gallery is None else sim.gallery:
-            grid, seeds = sims.preset_plan(name, preset)
+        for preset, grid in simulator.gallery_runs(sim).items():
+            planned, seeds = sims.preset_plan(name, preset)
+            grid = planned if grid is None else grid
             print(f"gallery: {name} --preset={preset} sweep {grid}, {seeds} seeds", file=sys.stderr, flush=True)
             ds = sims.sweep(name, grid, seeds, preset=preset, quiet=False)
             stem = os.path.join(directory, f"{name}-{preset}")

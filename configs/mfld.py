@@ -2,9 +2,12 @@
 
     python run.py --sim=mfld --particles=4096          # the teacher task; about a minute on a 2-core CPU
     python run.py --sim=mfld --preset=linear_oracle    # exact Gaussian oracle, every theory value closed-form
-    python run.py --sim=mfld --preset=tanh2d_oracle    # mu* by quadrature; 1/N propagation of chaos
+                                                       # (256 seeds; under a minute, float64)
+    python run.py --sim=mfld --preset=tanh2d_oracle    # mu* by quadrature; 1/N propagation of chaos, N = 4 ... 64
+                                                       # (384 seeds; ~5 minutes)
     python run.py --sim=mfld --preset=poc_circles      # the paper's Figure 1 (circles): error against N and M,
-                                                       # a sweep over N with a 10,000-particle reference; ~2 min
+                                                       # a sweep over N with a 10,000-particle reference (4 seeds;
+                                                       # 34 minutes on a busy 2-core CPU, most of it the reference)
 
 Symbols: N particles, M ensemble members, lambda temperature, lambda' L2 weight (r(x) = lambda' |x|^2), eta step size,
 n samples, d input dimension, R output scale (|h| <= R).
@@ -72,12 +75,19 @@ class Config:
         if self.loss == "logistic" and self.dataset != "circles":
             raise ConfigError(f"--loss=logistic: needs labels +-1; allowed with dataset=circles only, "
                               f"not {self.dataset}")
+        from sims.mfld.theory import check_quadrature  # here, not at the top: sims.mfld imports this module
+        check_quadrature(self)  # tanh2d: refuses a Gibbs law that mu*'s quadrature grid cannot resolve
 
 
 PRESETS = {
-    # Exact oracle 1 of the theory note: Gaussian data, d=2, n=5, everything closed-form.
-    "linear_oracle": dict(model="linear", ensemble=1, dataset="gaussian_linear", dim=2, samples=5, temperature=0.1, l2=0.5,
-                          lr=0.01, particles=32, steps=3000, record_every=50),
+    # Exact oracle 1 of the theory note: Gaussian data, d=2, n=5, everything closed-form. The wide initial law
+    # (fluctuation variance 9 (1 - 1/N) against 0.1 at stationarity) and records every 0.1 time units give the
+    # relaxation-rate fit a transient of 4 e-folds (at N = 2 it sees a 9% error with 256 seeds; init_scale = 1: 19%);
+    # the second half (15 time units, 30 relaxation times of the mean) is stationary to e^-15. N = 8: the excess
+    # E F0 - F0(mu*) ~ lambda/N is 2.5% of F0 against F0's noise ~ 1/sqrt(N), so the loss row sees it (at N = 32
+    # it is 0.65% against a detectable 0.71%).
+    "linear_oracle": dict(model="linear", ensemble=1, dataset="gaussian_linear", dim=2, samples=5, temperature=0.1,
+                          l2=0.5, lr=0.01, particles=8, steps=3000, record_every=10, init_scale=3.0),
     # Exact oracle 2: mu* by Newton on the dual over a quadrature grid.
     "tanh2d_oracle": dict(model="tanh2d", ensemble=1, dataset="four_point", dim=1, samples=4, output_scale=2.0,
                           temperature=0.1, l2=0.1, lr=0.02, particles=16, steps=4000, record_every=50),
@@ -101,10 +111,18 @@ GAUSS_LEGENDRE_WEIGHTS = (0.11846344252809454, 0.23931433524968326, 0.2844444444
                           0.11846344252809454)
 PRESETS["tanh2d_free_energy"] = dict(PRESETS["tanh2d_oracle"], steps=2000, record_every=20)
 PRESET_SWEEPS = {
+    # Oracle 2's propagation of chaos: the model error and the excess F0 against N (theory note: slope -1).
+    "tanh2d_oracle": {"particles": [4, 8, 16, 32, 64]},
     # Theorem 1's particle term: N Delta_N <= B, with Delta_N by thermodynamic integration (theory note).
     "tanh2d_free_energy": {"interpolation": list(GAUSS_LEGENDRE_NODES), "particles": [4, 8, 16, 32]},
     "poc_circles": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
     "poc_multi_index": {"particles": [50, 100, 200, 300, 400, 500, REFERENCE_PARTICLES]},
 }
-# Seeds a preset runs with when --seeds is not given (`sims.preset_plan`).
-PRESET_SEEDS = {'linear_oracle': 256, 'tanh2d_oracle': 64, 'tanh2d_free_energy': 64}
+# Seeds a preset runs with when --seeds is not given (`sims.preset_plan`), each the fewest whose rows are conclusive
+# (measured in float64; docs/figures/mfld-<preset>.txt): linear_oracle's rows see 0.1-9% errors (N = 2 ... 128),
+# tanh2d_oracle's slopes 9% (model error) and 8.5% (excess F0, whose noise is F0's O(1/sqrt N) fluctuation: 256
+# seeds see only 10%). The PoC presets cost 1-5 CPU-minutes a seed (the 10^4-particle reference of 20 systems;
+# poc_multi_index needs ~6 GB for it): their one-network slope sees 11% at 4 seeds (circles), the M = 20 rows
+# need hundreds of seeds (`report._poc_rows`), out of reach here.
+PRESET_SEEDS = {"linear_oracle": 256, "tanh2d_oracle": 384, "tanh2d_free_energy": 64, "poc_circles": 4,
+                "poc_multi_index": 1}

@@ -127,11 +127,14 @@ def _noise_unknown(row: Row) -> bool:
     return e is not None and e.se != 0 and not (math.isfinite(e.se) and e.dof >= stats.MIN_DOF)
 
 
-def _inconclusive(row: Row, why: str) -> str:
+def _inconclusive(row: Row, why: str, target: float | None = None) -> str:
+    """target: the deviation the row must resolve (default: the meaningful error); for a bound or a range, the
+    distance to its edge, so that K seeds would put the interval on one side."""
     e = row.estimate
     if e is None:
         return f"inconclusive: {why}"
-    k = stats.seeds_needed(e, row.meaningful * _scale(row))
+    target = row.meaningful * _scale(row) if target is None else target
+    k = stats.seeds_needed(e, target) if target > 1e-3 * max(_scale(row), abs(row.simulated)) else None
     advice = f"; run --seeds={k}" if k else "; run more seeds or longer"
     if _noise_unknown(row):
         return f"inconclusive: {why}, noise estimated with {e.dof:.0f} dof (need {stats.MIN_DOF}){advice}"
@@ -159,14 +162,14 @@ def verdict(row: Row) -> str:
         if not unknown and excess > tol:
             return "VIOLATED"
         if excess > 0:
-            return _inconclusive(row, "on the bound within noise")
+            return _inconclusive(row, "on the bound within noise", excess)
         slack = th / sim if rel == "<=" else sim / th
         return f"holds, loose ×{slack:.3g}" if sim * th > 0 and slack > row.loose else "holds"
     if rel == "in":
         outside = max(th - sim, sim - row.upper)
         if not unknown and outside > tol:
             return "VIOLATED"
-        return "holds" if outside <= 0 else _inconclusive(row, "at the range's edge within noise")
+        return "holds" if outside <= 0 else _inconclusive(row, "at the range's edge within noise", outside)
     if rel in (">", "<"):
         excess = sim - th if rel == ">" else th - sim
         if unknown:
@@ -175,7 +178,7 @@ def verdict(row: Row) -> str:
             return "holds"
         if excess < -tol:
             return "VIOLATED"
-        return _inconclusive(row, "the difference is within noise")
+        return _inconclusive(row, "the difference is within noise", abs(excess) or None)
     raise ValueError(f"unknown relation {rel!r}")
 
 

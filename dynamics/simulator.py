@@ -21,7 +21,8 @@ Optional, with defaults:
     presets         {preset: {field: value}}: named configs (default none)
     preset_sweeps   {preset: {field: [values]}}: the sweep a preset runs when none is given
     preset_seeds    {preset: seeds}: the seeds a preset runs when --seeds is not given (conclusive verdicts)
-    gallery         the presets `python run.py --gallery` runs and draws (default: every preset)
+    gallery         {preset: grid or None}: the presets `python run.py --gallery` runs and draws, each with its
+                    preset sweep (None) or the grid given (default: every preset with its sweep)
     scaling_grid    (config) -> {field: [values]}: the sweep a plain CLI run adds (e.g. an N ladder; default none)
     implied_preset  (params) -> preset or None: the preset some flags imply (e.g. --task=xor)
     workspace       (config) -> bytes of one member's step temporaries beyond its state (the memory estimate)
@@ -39,7 +40,7 @@ from typing import Any, Callable, Mapping, NamedTuple
 from dynamics import trajectory
 from dynamics.config import ConfigError
 
-__all__ = ["Output", "prediction", "Simulator", "simulate", "check_steps", "seedless", "dims"]
+__all__ = ["Output", "prediction", "Simulator", "simulate", "check_steps", "seedless", "dims", "gallery_runs"]
 
 
 class Output(NamedTuple):
@@ -85,7 +86,7 @@ class Simulator(NamedTuple):
     presets: Mapping[str, dict] = {}
     preset_sweeps: Mapping[str, dict] = {}
     preset_seeds: Mapping[str, int] = {}
-    gallery: tuple[str, ...] | None = None
+    gallery: Mapping[str, dict | None] | None = None
     scaling_grid: Callable[[Any], dict] = _empty
     implied_preset: Callable[[dict], str | None] = _none
     workspace: Callable[[Any], int] = _zero
@@ -103,6 +104,11 @@ def dims(sim: Simulator, name: str) -> tuple[str, ...]:
 
 def seedless(sim: Simulator) -> frozenset:
     return frozenset(name for name, out in sim.outputs.items() if out.seedless)
+
+
+def gallery_runs(sim: Simulator) -> dict[str, dict | None]:
+    """{preset: grid or None (its preset sweep)} that the gallery runs."""
+    return dict(sim.gallery) if sim.gallery is not None else dict.fromkeys(sim.presets)
 
 
 def check_steps(config) -> None:

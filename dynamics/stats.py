@@ -97,6 +97,8 @@ def batch_means(chains: np.ndarray) -> Estimate:
     the seeds (se NaN when not even two batches fit)."""
     x = np.atleast_2d(np.asarray(chains, float))
     seeds, n = x.shape
+    if not np.all(np.isfinite(x)):  # a diverged chain: its mean says so (n/a or DIVERGED), there is no noise estimate
+        return Estimate(float(x.mean()), math.nan, 0, seeds)
     if seeds >= SEED_REPLICATES:
         return across(x.mean(axis=1))
     length = math.ceil(BATCH_TAUS * autocorrelation_time(x))

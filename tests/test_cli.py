@@ -172,7 +172,7 @@ def test_run_config_json_holds_the_config_as_an_object(smoke):
 # 308 / log10(99) < 155 steps: well inside 200 steps, with records on both sides. (At lr = 5 the particles only grow
 # ~9x a step and stay finite for 200 steps.)
 DIVERGE_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--lr=100", "--temperature=0", "--steps=200",
-                "--record_every=10", "--scaling=false", "--quiet", "--x64", "--test_samples=8"]
+                "--record_every=10", "--scaling=false", "--quiet", "--x64", "--test_samples=8", "--seeds=1"]
 
 
 @pytest.fixture(scope="module")
@@ -266,7 +266,7 @@ def test_help_has_no_placeholder_before_config_docs(help_run):
 # --- resume keeps the precision -------------------------------------------------------------------------------------
 
 RESUME_ARGS = ["--sim=mfld", "--preset=linear_oracle", "--particles=4", "--steps=40", "--record_every=20",
-               "--test_samples=4", "--scaling=false", "--quiet", "--compilation_cache="]
+               "--test_samples=4", "--scaling=false", "--quiet", "--compilation_cache=", "--seeds=2"]
 
 
 def _interrupted(directory, *extra):

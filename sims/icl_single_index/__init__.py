@@ -6,8 +6,8 @@ MLP-feature + linear-attention model and Algorithm 1's two stages), `transformer
 end to end), `baselines` (learners that see only the prompt), `sim` (the pipeline), `report` (table and figure).
 """
 
-from configs.icl_single_index import PRESET_SWEEPS, PRESETS, Config
+from configs.icl_single_index import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
 from sims.icl_single_index import report
 from sims.icl_single_index.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]

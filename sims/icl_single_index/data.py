@@ -18,7 +18,8 @@ import jax.numpy as jnp
 
 from dynamics.langevin import gaussian
 
-__all__ = ["Tasks", "normalized_link", "hermite", "link_value", "subspace", "sample_tasks", "information_exponent"]
+__all__ = ["Tasks", "hermite", "in_subspace_coupled", "information_exponent", "link_value", "normalized_link",
+           "sample_tasks", "subspace"]
 
 
 def normalized_link(coefficients) -> tuple[float, ...]:
@@ -52,6 +53,18 @@ def subspace(key, dim: int, rank: int, dtype=None) -> jax.Array:
     return q * jnp.sign(jnp.diagonal(r))
 
 
+def in_subspace_coupled(key_in, key_out, U, shape: tuple[int, ...]) -> jax.Array:
+    """x (*shape, d) ~ N(0, I_d) drawn as x = U z + (I - U U^T) g, z ~ N(0, I_r) from key_in, g ~ N(0, I_d) from
+    key_out: the covariance is U U^T + (I - U U^T) = I, so each x is an exact standard Gaussian whatever U is. Its
+    coordinates in S, z = U^T x, come from key_in with a shape that does not involve d: members of a sweep over d
+    that share a seed draw the same z (common random numbers), so they see the same labels and the same in-S inputs
+    and differ only in the d - r directions that d adds. That pairs the comparisons across d (report._dim_rows):
+    their differences lose the noise the d's share."""
+    z = gaussian(key_in, (*shape, U.shape[1]), U.dtype)
+    g = gaussian(key_out, (*shape, U.shape[0]), U.dtype)
+    return z @ U.T + g - (g @ U) @ U.T
+
+
 class Tasks(NamedTuple):
     """x: (T, L, d) inputs; y: (T, L) labels; beta: (T, d) index features; link: (T, P + 1) coefficients."""
     x: jax.Array
@@ -61,16 +74,18 @@ class Tasks(NamedTuple):
 
 
 def sample_tasks(key, U, coefficients, tasks: int, length: int, noise, link_noise=0.0) -> Tasks:
-    """`tasks` independent tasks of `length` samples each, their betas in span(U).
+    """`tasks` independent tasks of `length` samples each, their betas in span(U); the inputs from
+    `in_subspace_coupled`, so that a sweep over d shares every label (theta, z = U^T x, the noise and the link draws
+    have shapes free of d).
 
     coefficients: (P + 1,) normalized link; link_noise: each nonzero c_i (i >= 1) is multiplied, per task, by
     1 + link_noise * xi_i with xi_i ~ N(0, 1) (the information exponent is kept)."""
-    dim, rank = U.shape
+    rank = U.shape[1]
     dtype = U.dtype
-    k_theta, k_x, k_noise, k_link = jax.random.split(key, 4)
+    k_theta, k_x, k_noise, k_link, k_in = jax.random.split(key, 5)
     theta = gaussian(k_theta, (tasks, rank), dtype)
     beta = (theta / jnp.linalg.norm(theta, axis=1, keepdims=True)) @ U.T
-    x = gaussian(k_x, (tasks, length, dim), dtype)
+    x = in_subspace_coupled(k_in, k_x, U, (tasks, length))
     c = jnp.asarray(coefficients, dtype)
     xi = gaussian(k_link, (tasks, c.shape[0]), dtype)
     link = c * (1 + link_noise * jnp.where(jnp.arange(c.shape[0]) >= 1, xi, 0.0))

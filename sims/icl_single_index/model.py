@@ -44,10 +44,17 @@ def predict(W, b, Gamma, x_prompt, y_prompt, x_query) -> jax.Array:
     return features(W, b, x_query) @ (Gamma @ psi)
 
 
-def init_features(key, width: int, dim: int, dtype=None) -> tuple[jax.Array, jax.Array]:
-    """W (m, d) with rows uniform on the unit sphere, b (m,) uniform on [-1, 1]."""
+def init_features(key, width: int, dim: int, dtype=None, U=None) -> tuple[jax.Array, jax.Array]:
+    """W (m, d) with rows uniform on the unit sphere, b (m,) uniform on [-1, 1].
+
+    U (d, r), optional: draw the rows' Gaussians with `data.in_subspace_coupled`, so that their components in S
+    (which set each neuron's direction after stage I) are the same at every d for one key. The rows' law is the same
+    uniform one either way, independent of U: the coupling only pairs the members of a sweep over d."""
     k_w, k_b = jax.random.split(key)
-    W = gaussian(k_w, (width, dim), dtype)
+    if U is None:
+        W = gaussian(k_w, (width, dim), dtype)
+    else:
+        W = data.in_subspace_coupled(jax.random.fold_in(k_w, 1), k_w, U, (width,))
     W = W / jnp.linalg.norm(W, axis=1, keepdims=True)
     return W, jax.random.uniform(k_b, (width,), W.dtype, -1.0, 1.0)
 
@@ -64,7 +71,7 @@ def stage1(key, U, coefficients, width: int, tasks: int, length: int, noise, lin
     ceil(T_1 / 256) chunks of tasks inside a `lax.scan`, each task with `length` prompt samples and one query."""
     dim = U.shape[0]
     k_init, k_tasks, k_bias = jax.random.split(key, 3)
-    W0, b0 = init_features(k_init, width, dim, U.dtype)
+    W0, b0 = init_features(k_init, width, dim, U.dtype, U)
     Gamma0 = init_gamma * jnp.eye(width, dtype=U.dtype) / width
     chunks, size = _chunks(tasks)
 

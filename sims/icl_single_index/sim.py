@@ -6,7 +6,10 @@ Evaluation: `test_tasks` tasks from the test subspace (S, or a new one with out_
 of N* samples and QUERIES further query points; at each length N in 8, 16, ..., N* every learner sees the first N
 prompt samples and predicts the queries. Errors are mean squared errors against the noisy labels (so the floor
 includes the noise variance), averaged per task; standard errors are over tasks. The transformer predicts the sample
-that follows each prompt length (its causal sequence gives every length in one pass).
+that follows each prompt length (its causal sequence gives every length in one pass). The per-task errors are kept
+(`task_error_<learner>`, NaN where a learner saw fewer tasks) for the report's paired tests: given the pretrained
+model, the test tasks are independent draws, each task's error one replicate. The projection floor is computed on
+the first FLOOR_TASKS test tasks (its spread over tasks is ~13% of its mean, so 256 tasks pin it to <1%).
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from configs.icl_single_index import Config, link_coefficients
 from dynamics import sweep, trajectory
@@ -26,6 +28,8 @@ __all__ = ["State", "SIMULATION", "SPEC", "simulate", "LEARNERS", "QUERIES"]
 QUERIES = 16
 TWO_LAYER_TASKS = 64
 FLOOR_SAMPLES = 4096
+FLOOR_TASKS = 256
+FLOOR_CHUNK = 16  # tasks per vectorized chunk of the floor: 16 x 8192 samples x d inputs at a time
 LEARNERS = ("icl", "linear", "krr_poly", "krr_rbf", "two_layer")
 
 
@@ -48,7 +52,9 @@ def _mean_se(errors):
 
 
 def _baseline_errors(config: Config, key, x, y, lengths):
-    """(learner, length, task) squared errors of the prompt-only learners."""
+    """(learner, length, task) squared errors of the prompt-only learners (NaN with prompt_only off)."""
+    if not config.prompt_only:
+        return {name: jnp.full((len(lengths), x.shape[0]), jnp.nan, x.dtype) for name in LEARNERS[1:]}
     ridges = baselines.ridge_grid()
     degree = len(link_coefficients(config.link)) - 1
     out = {name: [] for name in LEARNERS[1:]}
@@ -93,8 +99,10 @@ def init(config: Config, key) -> State:
         pred = jax.vmap(lambda x, y: model.predict(W, b, Gamma, x[:N], y[:N], x[-QUERIES:]))(test.x, test.y)
         icl.append(jnp.mean((pred - test.y[:, -QUERIES:]) ** 2, axis=1))
         gammas.append(Gamma)
-    floor = jax.vmap(lambda k, beta, link: model.projection_floor(k, W, b, beta, link, config.noise, FLOOR_SAMPLES))(
-        jax.random.split(k_floor, config.test_tasks), test.beta, test.link)
+    n_floor = min(config.test_tasks, FLOOR_TASKS)
+    floor = jax.lax.map(lambda a: model.projection_floor(a[0], W, b, a[1], a[2], config.noise, FLOOR_SAMPLES),
+                        (jax.random.split(k_floor, n_floor), test.beta[:n_floor], test.link[:n_floor]),
+                        batch_size=FLOOR_CHUNK)
     errors = dict(icl=jnp.stack(icl), **_baseline_errors(config, k_base, test.x, test.y, lengths))
     theory = dict(subspace=U, test_subspace=U_test, W=W, b=b, Gamma=jnp.stack(gammas),
                   alignment=model.alignment(W, U), floor=floor, test_x=test.x, test_y=test.y,
@@ -145,20 +153,32 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     return dict(train_loss=state.loss, transformer_error=jnp.mean(_transformer_errors(config, state), axis=1))
 
 
+def _padded(errors, tasks: int):
+    """errors (..., n) NaN-padded to (..., tasks)."""
+    pad = [(0, 0)] * (errors.ndim - 1) + [(0, tasks - errors.shape[-1])]
+    return jnp.pad(errors, pad, constant_values=jnp.nan)
+
+
 def final(config: Config, state: State) -> dict[str, jax.Array]:
-    """Per learner `error_<learner>` and `error_<learner>_se` (length,); `floor`, `floor_se`; stage I's
-    `alignment`; the subspaces, W, b and Gamma (length, neuron, neuron2); the prompt lengths."""
+    """Per learner `error_<learner>` and `error_<learner>_se` (length,) and the per-task errors
+    `task_error_<learner>` (length, task), NaN-padded where a learner saw fewer tasks; `floor`, `floor_se` and
+    `task_floor` (task,); stage I's `alignment`; the subspaces, W, b and Gamma (length, neuron, neuron2); the prompt
+    lengths."""
     th = state.theory
-    out = dict(subspace=th["subspace"], test_subspace=th["test_subspace"], W=th["W"], b=th["b"], Gamma=th["Gamma"],
-               alignment=th["alignment"], lengths=jnp.asarray(config.lengths(), jnp.int32))
+    tasks = config.test_tasks
+    out = {name: th[name] for name in ("subspace", "test_subspace", "W", "b", "Gamma", "alignment")}
+    out["lengths"] = jnp.asarray(config.lengths(), jnp.int32)
     out["floor"], out["floor_se"] = _mean_se(th["floor"])
+    out["task_floor"] = _padded(th["floor"], tasks)
     names = LEARNERS + (("transformer",) if config.transformer_layers else ())
     for name in names:
         errors = _transformer_errors(config, state) if name == "transformer" else th[f"error_{name}"]
         out[f"error_{name}"], out[f"error_{name}_se"] = _mean_se(errors)
+        out[f"task_error_{name}"] = _padded(errors, tasks)
     if not config.transformer_layers:
         nan = jnp.full((len(config.lengths()),), jnp.nan, th["floor"].dtype)
         out["error_transformer"], out["error_transformer_se"] = nan, nan
+        out["task_error_transformer"] = jnp.full((len(config.lengths()), tasks), jnp.nan, nan.dtype)
     return out
 
 
@@ -171,7 +191,9 @@ SPEC = sweep.Spec(
     simulation=SIMULATION,
     dims=dict(subspace=("feature", "direction"), test_subspace=("feature", "direction"), W=("neuron", "feature"),
               b=("neuron",), Gamma=("length", "neuron", "neuron2"), lengths=("length",),
-              transformer_error=("length",), **{name: ("length",) for name in _LENGTH_OUTPUTS}),
+              transformer_error=("length",), task_floor=("task",),
+              **{name: ("length",) for name in _LENGTH_OUTPUTS},
+              **{f"task_error_{n}": ("length", "task") for n in LEARNERS + ("transformer",)}),
     seedless=frozenset({"subspace", "test_subspace", "lengths"}),
     # Stage II's normal equations (m^2 x m^2) dominate, with a chunk of tasks' features.
     workspace=lambda config: jnp.dtype(jnp.result_type(float)).itemsize * (

@@ -20,7 +20,8 @@ MULTI_INDEX_SCALE = 100.0
 
 
 class Data(NamedTuple):
-    """z_train: (n, d) inputs; y_train: (n,) targets (labels +-1 for circles); z_test: (n_test, d); y_test: (n_test,)."""
+    """z_train: (n, d) inputs; y_train: (n,) targets (labels +-1 for circles); z_test: (n_test, d);
+    y_test: (n_test,)."""
     z_train: jax.Array
     y_train: jax.Array
     z_test: jax.Array

@@ -45,7 +45,7 @@ def _dynamics(config: Config, data: data_lib.Data, oracle: dict):
 def _oracle(config: Config, data: data_lib.Data) -> dict[str, Any]:
     """The config's closed-form theory: a dict of theory_* values (NaN where no oracle applies)."""
     nan = jnp.full((), jnp.nan, jnp.result_type(float))
-    out = {name: nan for name in ("theory_loss", "theory_objective", "theory_model_error",
+    out = {name: nan for name in ("theory_loss", "theory_objective", "theory_model_error", "theory_bregman",
                                   "theory_particle_variance", "theory_dual", "theory_relaxation_rate",
                                   "theory_free_energy_gap", "theory_optimum_loss", "theory_optimum_objective")}
     out["theory_f_star"] = jnp.full_like(data.y_train, jnp.nan)
@@ -55,7 +55,7 @@ def _oracle(config: Config, data: data_lib.Data) -> dict[str, Any]:
     if config.model == "linear" and squared:
         o = theory.linear_oracle(config, data.z_train, data.y_train)
         out.update(theory_loss=o.loss, theory_objective=o.objective, theory_model_error=o.model_error,
-                   theory_particle_variance=o.particle_variance, theory_dual=o.free_energy,
+                   theory_bregman=o.bregman, theory_particle_variance=o.particle_variance, theory_dual=o.free_energy,
                    theory_relaxation_rate=o.relaxation_rate, theory_free_energy_gap=o.free_energy_gap,
                    theory_f_star=o.f_star, theory_mean=o.mean, theory_mean_cov=o.mean_cov,
                    theory_optimum_loss=o.optimum_loss, theory_optimum_objective=o.optimum_objective)
@@ -138,20 +138,25 @@ SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state
 
 def workspace(config: Config) -> int:
     """Bytes of a step's and a record's temporaries: about four (M, N, n) activation arrays on the training data
-    (pre-activations, tanh, their pullback, the gradient's product) and one on the test data."""
+    (pre-activations, tanh, their pullback, the gradient's product) and one on the test data; for tanh2d, about
+    eight (grid, grid) tables of mu*'s quadrature (Newton's moments, the dual recorded at every record)."""
     itemsize = jnp.dtype(jnp.result_type(float)).itemsize
-    return 4 * itemsize * config.ensemble * config.particles * (config.samples + config.test_samples)
+    quadrature = 8 * theory.GRID_POINTS ** 2 if config.model == "tanh2d" else 0
+    return itemsize * (4 * config.ensemble * config.particles * (config.samples + config.test_samples) + quadrature)
 
 
 SPEC = sweep.Spec(
     name="mfld",
     config_cls=Config,
     simulation=SIMULATION,
-    dims=dict(final_particles=("system", "particle", "coordinate"), test_prediction=("system", "test_sample"), z_train=("sample", "feature"), y_train=("sample",),
+    dims=dict(final_particles=("system", "particle", "coordinate"), test_prediction=("system", "test_sample"),
+              z_train=("sample", "feature"), y_train=("sample",),
               z_test=("test_sample", "feature"), y_test=("test_sample",), theory_f_star=("sample",),
-              theory_mean=("coordinate",), theory_mean_cov=("coordinate", "coordinate_"), particle_mean=("system", "coordinate"), particle_variance=("system",)),
+              theory_mean=("coordinate",), theory_mean_cov=("coordinate", "coordinate_"),
+              particle_mean=("system", "coordinate"), particle_variance=("system",)),
     seedless=frozenset({"z_train", "y_train", "z_test", "y_test", "theory_loss", "theory_objective",
-                        "theory_model_error", "theory_particle_variance", "theory_dual", "theory_relaxation_rate",
+                        "theory_model_error", "theory_bregman", "theory_particle_variance", "theory_dual",
+                        "theory_relaxation_rate",
                         "theory_free_energy_gap", "theory_f_star", "theory_mean", "theory_mean_cov",
                         "theory_optimum_loss", "theory_optimum_objective",
                         "bound_model_error"}),

@@ -19,4 +19,5 @@ from configs.ntk_stability import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config, 
 from sims.ntk_stability import report
 from sims.ntk_stability.sim import SIMULATION, SPEC, simulate
 
-__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "implied_preset", "SIMULATION", "SPEC", "report", "simulate"]
+__all__ = ["PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "Config", "implied_preset", "report",
+           "simulate"]

@@ -21,8 +21,8 @@ import math
 import jax
 import jax.numpy as jnp
 
-__all__ = ["ACTIVATION", "init_params", "forward", "xor_forward", "network", "logistic", "risk", "flatten", "ntk_gram", "ntk_gram_jacobian",
-           "ntk_gram_products", "vjp_direction"]
+__all__ = ["ACTIVATION", "init_params", "forward", "xor_forward", "network", "logistic", "risk", "flatten", "ntk_gram",
+           "ntk_gram_jacobian", "ntk_gram_products", "vjp_direction"]
 
 ACTIVATION = {
     "gelu": jax.nn.gelu,

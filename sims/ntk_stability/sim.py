@@ -69,6 +69,8 @@ def init(config: Config, key) -> State:
     d = data_lib.make_data(config, data_key, dtype)
     param_key = jax.random.fold_in(jax.random.fold_in(param_key, config.width), config.depth)
     w0 = model.init_params(param_key, config.dim, config.width, config.depth, dtype)
+    if config.task == "xor" and config.xor_init == "fan_in":  # w_j ~ N(0, I_d / d): w_j . x ~ N(0, 1) (data.py)
+        w0 = dict(w0, first=w0["first"] / jnp.sqrt(jnp.asarray(config.dim, dtype)))
     R = config.replicas
     params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (1 + 2 * R, *x.shape)), w0)
     X, y, weights = _replica_sets(d, R)
@@ -139,7 +141,8 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
 
 
 def final(config: Config, state: State) -> dict[str, jax.Array]:
-    """The data (not for xor, whose sets are large); the NTK Gram at w_0 and the margin (both programs), p*, u* (P,); the reference point
+    """The data (not for xor, whose sets are large); the NTK Gram at w_0 and the margin (both programs), p*, u* (P,);
+    the reference point
     w* = w_0 + (log T / gamma) u* with F_hat(w*), the average-iterate training loss and the bound's terms:
     theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||;
     ntk_margin_converged says whether both margin programs met their optimality conditions."""

@@ -104,3 +104,13 @@ def test_write_tables_writes_txt_csv_and_tex(tmp_path):
     paths = report.write_tables(ROWS, str(tmp_path / "comparison"))
     assert sorted(p.rsplit("/", 1)[1] for p in paths) == ["comparison.csv", "comparison.tex", "comparison.txt"]
     assert (tmp_path / "comparison.txt").read_text().strip() == report.format_table(ROWS)
+
+
+def test_a_range_edge_within_noise_asks_for_the_seeds_that_resolve_the_distance():
+    """Outside [1, 2] by 0.05 with se 0.03: the seeds asked for put the interval on one side of the edge, not a
+    number sized for a 10% error of the edge value."""
+    row = report.within("q", "", Estimate(2.05, 0.03, 9, 10), 1.0, 2.0, "")
+    verdict = report.verdict(row)
+    assert verdict.startswith("inconclusive: at the range's edge")
+    k = int(verdict.split("--seeds=")[1])
+    assert k == stats.seeds_needed(row.estimate, 0.05) and k < 200

@@ -134,3 +134,9 @@ def test_ratio_and_difference_propagate_independent_errors():
     assert stats.ratio(a, b).se == pytest.approx(0.5 * math.hypot(0.05, 0.05))
     assert stats.difference(a, b).se == pytest.approx(math.hypot(0.1, 0.2))
     assert stats.difference(a, b).dof > 30  # Welch-Satterthwaite pools the two
+
+
+def test_a_diverged_chain_has_no_noise_estimate():
+    est = stats.batch_means(np.array([[1.0, 2.0, np.nan, np.nan]]))
+    assert math.isnan(est.se) and math.isnan(est.mean)
+    assert report.verdict(report.equal("q", "", est, 1.0, "")) == "n/a"

@@ -15,7 +15,10 @@ import numpy as np
 import pytest
 
 import sims
-from sims.mfld import theory
+from dynamics import report as report_lib
+from sims.mfld import report, theory
+
+pytestmark = pytest.mark.slow  # every test reads a sweep of 64-1000 replicas
 
 PARTICLES = [2, 8, 32, 128]
 REPLICAS = 1000
@@ -38,8 +41,9 @@ def _agree(samples, expected, what):
 @pytest.fixture(scope="module")
 def stationary():
     """N in {2, 8, 32, 128}, 1000 replicas each, 2000 steps at eta = 0.01. The first half (10 time units) is burn-in:
-    the slowest relaxation, of the mean at rate kappa_min >= 2 lambda' = 1, leaves e^-10 |m_0 - m*| < 3e-5, a tenth
-    of the mean's standard error at N = 128 (sqrt(lambda / (N kappa) / 1000) ~ 9e-4)."""
+    the slowest relaxation, of the mean at rate kappa_min >= 2 lambda' = 1, leaves e^-10 |m_0 - m*| < 5e-5 (the
+    preset's init_scale = 3: |m_0| ~ 3 sqrt(p / N)), a twentieth of the mean's standard error at N = 128
+    (sqrt(lambda / (N kappa) / 1000) ~ 9e-4)."""
     return sims.sweep("mfld", {"particles": PARTICLES}, REPLICAS, preset="linear_oracle", test_samples=4,
                       steps=2000, record_every=50)
 
@@ -171,3 +175,22 @@ def test_fluctuation_variance_bias_has_slope_one_in_step_size(step_sizes):
     assert np.all(bias > Z_SE * bias_se), (bias, bias_se)  # the bias is resolved at every step size
     assert abs(slope - exact_slope) <= Z_SE * slope_se, (slope, exact_slope, slope_se)
     assert abs(exact_slope - 1) < 0.1
+
+
+@pytest.fixture(scope="module")
+def step_sweep():
+    """eta in {0.01, 0.02} swept (traced: one program), N = 32, 64 seeds, 1500 steps recorded every 10."""
+    return sims.sweep("mfld", {"lr": [0.01, 0.02]}, 64, preset="linear_oracle", particles=32, test_samples=4,
+                      steps=1500)
+
+
+def test_relaxation_rate_converts_steps_with_the_grid_points_step_size(step_sweep):
+    """The fitted rate is per unit time t = eta * step with each grid point's own eta (the base config's eta = 0.01
+    doubled the rate at eta = 0.02: 3.86 against 2.02). At eta = 0.02 the row must not differ from the exact
+    -2 log|1 - 2 lambda' eta| / eta and must be able to see that factor 2 (tolerance below half the theory)."""
+    rows = {r.where: r for r in report.compare(step_sweep) if r.quantity == "relaxation rate"}
+    for eta in (0.01, 0.02):
+        row = rows[f"lr={eta}"]
+        config = sims.make_config("mfld", "linear_oracle", lr=eta)
+        np.testing.assert_allclose(row.theory, -2 * np.log(1 - 2 * config.l2 * eta) / eta, rtol=1e-12)
+        assert abs(row.simulated - row.theory) <= row.tolerance < row.theory / 2, report_lib.format_table([row])

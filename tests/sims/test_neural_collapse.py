@@ -13,6 +13,8 @@ import numpy as np
 import pytest
 
 import sims
+from dynamics import report
+from sims.neural_collapse import report as nc_report
 from sims.neural_collapse import theory
 
 STEPS = dict(steps=1500, record_every=500)
@@ -48,7 +50,20 @@ def test_balanced_loss_reaches_closed_form_to_1e12(balanced):
 
 def test_balanced_class_means_form_the_etf(balanced):
     np.testing.assert_array_less(final(balanced, "gram_distance"), 1e-10)
-    np.testing.assert_allclose(balanced.theory_class_gram.values, theory.etf(4), atol=1e-15)
+
+
+def simplex_etf_gram(k):
+    """The simplex ETF from its definition: k unit vectors sqrt(k/(k-1)) (e_c - 1/k) (centred, equal angles), their
+    Gram computed as a matrix product, not from a closed form."""
+    vectors = np.sqrt(k / (k - 1)) * (np.eye(k) - 1.0 / k)
+    return vectors.T @ vectors
+
+
+def test_predicted_class_gram_is_the_simplex_etf(balanced):
+    # Round-off of a k-term dot product of entries <= 1: ~k eps.
+    np.testing.assert_allclose(balanced.theory_class_gram.values, simplex_etf_gram(4), rtol=0, atol=1e-15)
+    for k in (2, 4, 7):
+        np.testing.assert_allclose(theory.etf(k), simplex_etf_gram(k), rtol=0, atol=10 * k * np.finfo(float).eps)
 
 
 def test_balanced_features_collapse_within_class(balanced):
@@ -120,6 +135,39 @@ def test_imbalance_pushes_majority_apart_and_pulls_minority_together(step_sweep)
     alpha = step_sweep.alpha.mean("seed").values
     beta = step_sweep.beta.mean("seed").values
     assert np.all(np.diff(alpha) < -0.05) and np.all(np.diff(beta) > 0.05)
+
+
+def rows_at(ds, label):
+    """The report's rows at the grid point `label` (e.g. "dim=2"), seedless and per-seed rows alike."""
+    return [r for r in nc_report.compare(ds) if r.where.split()[0] == label]
+
+
+def test_report_below_the_optimum_rank_does_not_claim_tightness(tightness):
+    # Regression: the report read the sweep's padded d (40) at every point, so d = 2 printed "the relaxation is
+    # tight" and 11 false DIFFERS/VIOLATED. At d = 2 < rank G* = 3 it may claim only L > L* (spurious minima).
+    rows = rows_at(tightness, "dim=2")
+    assert rows and not any("every init ends at L*" in r.source for r in rows)
+    loss = [r for r in rows if r.quantity == "final loss L"]
+    assert [(r.relation, report.verdict(r)) for r in loss] == [(">", "holds")]
+    assert all(report.verdict(r) in ("agrees", "holds", "-") for r in rows), [report.verdict(r) for r in rows]
+
+
+@pytest.mark.parametrize("dim", [3, 4, 40])
+def test_report_agrees_on_every_row_when_tight(tightness, dim):
+    rows = rows_at(tightness, f"dim={dim}")
+    assert any("every init ends at L*" in r.source for r in rows)
+    assert all(report.verdict(r) in ("agrees", "holds") for r in rows), [(r.quantity, report.verdict(r)) for r in rows]
+
+
+def test_report_reads_each_points_own_sample_count(step_sweep):
+    # Regression: the padded N (110) set every point's factor rank and round-off. By hand, for N = 20, 40, 110:
+    # p = min(N, max(k + 2, ceil(sqrt(2N)) + 1)) = 8, 10, 16, and the loss tolerance is 10 N eps max(1, L*).
+    rows = nc_report.compare(step_sweep)
+    assert [r.theory for r in rows if r.quantity == "rank of G* (certificate)"] == [8, 10, 16]
+    losses = [r for r in rows if r.quantity == "final loss L"]
+    eps = np.finfo(np.float64).eps
+    np.testing.assert_allclose([r.tolerance for r in losses],
+                               [10 * N * eps * max(1.0, r.theory) for N, r in zip((20, 40, 110), losses)], rtol=1e-12)
 
 
 def test_temperature_imbalance_seed_sweep_compiles_once_per_shape():

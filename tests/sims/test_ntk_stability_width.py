@@ -84,7 +84,22 @@ def test_margin_programs_agree_at_every_width(separable):
     assert np.all(separable.ntk_margin_converged.values)
 
 
-def test_report_gives_a_bound_verdict_at_every_width(separable):
-    rows = [r for r in report.compare(separable) if r.quantity.startswith("final train loss")]
-    assert [r.where.split()[0] for r in rows] == [f"width={m}" for m in WIDTHS]
-    assert all(verdict(r) in ("holds", "VIOLATED") for r in rows)
+@pytest.mark.parametrize("width", [256, 1024])
+def test_report_prints_the_bound_holding_with_its_smallest_slack_over_draws(separable, width):
+    # The bound row prints "holds, loose xK" with K the smallest bound / loss ratio over the 16 draws, recomputed
+    # here from the dataset. It fails on a draw above the bound (VIOLATED), on a plain "holds" (the slack hidden),
+    # or on another K. Measured K: tens (losses 0.002-0.006 against bounds 0.2-0.3).
+    p = separable.sel(width=width)
+    slack = float(np.min(p.theory_train_bound.values / p.final_train_loss.values))
+    rows = [r for r in report.compare(separable)
+            if r.quantity.startswith("final train loss") and r.where.split()[0] == f"width={width}"]
+    assert len(rows) == 1 and slack > 3
+    assert verdict(rows[0]) == f"holds, loose ×{slack:.3g}", (verdict(rows[0]), slack)
+
+
+def test_report_prints_the_gap_not_growing_with_width(noisy):
+    # The width rows: the gap at m = 64, 256, 1024 against m = 16, paired over the 32 shared draws. The gap falls
+    # (0.20, 0.13, 0.09, 0.08), so each holds; growth with m beyond 3 paired standard errors would print VIOLATED.
+    rows = [r for r in report.compare(noisy) if r.quantity == "generalization gap at T"]
+    assert [r.where for r in rows] == [f"width={m}" for m in WIDTHS[1:]]
+    assert all(verdict(r).startswith("holds") for r in rows), [verdict(r) for r in rows]
