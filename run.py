@@ -20,7 +20,6 @@ import datetime
 import json
 import os
 import re
-import shutil
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # XLA's C++ log: cache loads warn about tuning flags as if CPUs

@@ -3,7 +3,7 @@
     python benchmarks/mfld.py            # full run, about 4-7 minutes on a 2-core CPU
     python benchmarks/mfld.py --quick    # smoke test, well under a minute
 
-1. Particle-steps per second of the engine (the jitted `lax.scan` of `sims.mfld.SIMULATION.step` that
+1. Particle-steps per second of the engine (the jitted `lax.scan` of `sims.mfld.SIMULATOR.step` that
    `dynamics.trajectory.advance` builds) against plain NumPy doing the same update (paper eq. 3), for
    N in {1024, 4096, 16384}, model=tanh, n=1024 samples, d=16, M=1. Checked first: from the same particles with
    the noise off, the engine (float32) and NumPy (float64) agree to a relative 1e-3.
@@ -41,7 +41,7 @@ from configs.mfld import PRESETS, Config  # noqa: E402
 from dynamics import compile as compile_lib  # noqa: E402
 from dynamics import config as config_lib  # noqa: E402
 from dynamics import sweep, trajectory  # noqa: E402
-from sims.mfld import SIMULATION, SPEC  # noqa: E402
+from sims.mfld import SIMULATOR  # noqa: E402
 
 SIZES = {
     # Parts 1-2: particles, samples n, dim d, engine / NumPy steps per timed call, repeats. Part 3: the moderate
@@ -199,11 +199,13 @@ def _compiled(fn, *args):
 
 def engine_program(cfg: Config, key, steps: int):
     """The engine running `steps` steps (one `trajectory.advance` chunk, one record), compiled: (run, compile
-    seconds, dots, initial carry); run() executes and blocks until the result is ready."""
-    carry, _ = jax.jit(lambda c, k: trajectory.start(SIMULATION, c, k))(cfg, key)
-    compiled, seconds, dots = _compiled(jax.jit(lambda c, k: trajectory.advance(SIMULATION, c, k, 1, steps)),
-                                        cfg, carry)
-    return (lambda: jax.block_until_ready(compiled(cfg, carry))), seconds, dots, carry
+    seconds, dots, initial carry, context); run() executes and blocks until the result is ready."""
+    simulation = SIMULATOR.simulation
+    context = jax.jit(lambda c, k: trajectory.setup(simulation, c, k))(cfg, key)
+    carry, _ = jax.jit(lambda c, x, k: trajectory.start(simulation, c, x, k))(cfg, context, key)
+    compiled, seconds, dots = _compiled(jax.jit(lambda c, x, k: trajectory.advance(simulation, c, x, k, 1, steps)),
+                                        cfg, context, carry)
+    return (lambda: jax.block_until_ready(compiled(cfg, context, carry))), seconds, dots, carry, context
 
 
 def matmul_only_program(N: int, n: int, d: int, steps: int):
@@ -238,9 +240,9 @@ def check_agreement(size: dict) -> str:
     steps = size["check_steps"]
     cfg = make_config(particles=size["check_particles"], samples=size["samples"], dim=size["dim"],
                       temperature=0.0, steps=steps, record_every=steps)
-    run, _, _, carry = engine_program(cfg, jax.random.key(0), steps)
-    x0 = np.asarray(carry.state.particles.params[0], np.float64)
-    ref = NumpyMFLD(cfg, carry.state.data, np.float64).run(x0, steps)
+    run, _, _, carry, context = engine_program(cfg, jax.random.key(0), steps)
+    x0 = np.asarray(carry.state.params[0], np.float64)
+    ref = NumpyMFLD(cfg, context.data, np.float64).run(x0, steps)
     x = np.asarray(run()[0].state.particles.params[0], np.float64)
     rel = np.max(np.abs(x - ref)) / np.max(np.abs(ref))
     moved = np.max(np.abs(ref - x0))
@@ -262,11 +264,11 @@ def part_throughput(size: dict) -> list[dict]:
         # NumPy has no per-call overhead to amortise: fewer steps at large N give the same per-step time.
         np_steps = max(5, min(size["numpy_steps"], size["numpy_steps"] * 4096 // N))
         cfg = make_config(particles=N, samples=n, dim=d, steps=steps, record_every=steps)
-        engine, engine_compile, engine_dots, carry = engine_program(cfg, jax.random.key(0), steps)
+        engine, engine_compile, engine_dots, carry, context = engine_program(cfg, jax.random.key(0), steps)
         matmul, matmul_compile, dots = matmul_only_program(N, n, d, steps)
-        noise = noise_only_program(N, carry.state.particles.params.shape[-1], steps, cfg)
-        reference = NumpyMFLD(cfg, carry.state.data, np.float32)
-        x0 = np.asarray(carry.state.particles.params[0], np.float32)
+        noise = noise_only_program(N, carry.state.params.shape[-1], steps, cfg)
+        reference = NumpyMFLD(cfg, context.data, np.float32)
+        x0 = np.asarray(carry.state.params[0], np.float32)
 
         def numpy_run():
             return reference.run(x0, np_steps)
@@ -308,11 +310,11 @@ def part_throughput(size: dict) -> list[dict]:
 def part_sweep(label: str, base: Config, temperatures: list[float], repeats: int) -> dict:
     """Part 3: one vmapped sweep over `temperatures` against a Python loop of single runs (warm timings)."""
     def swept():
-        return sweep.run_groups(SPEC, base, {"temperature": temperatures}, seeds=[0], quiet=True)
+        return sweep.run_groups(SIMULATOR, base, {"temperature": temperatures}, seeds=[0], quiet=True)
 
     def looped():
         return [g for t in temperatures
-                for g in sweep.run_groups(SPEC, dataclasses.replace(base, temperature=t), {}, [0], quiet=True)]
+                for g in sweep.run_groups(SIMULATOR, dataclasses.replace(base, temperature=t), {}, [0], quiet=True)]
 
     cold, final = {}, {}
     for name, fn in (("sweep", swept), ("loop", looped)):

@@ -30,7 +30,8 @@ jax.config.update("jax_enable_x64", True)
 import numpy as np  # noqa: E402
 
 import sims  # noqa: E402
-from sims.ntk_stability import simulate  # noqa: E402
+from dynamics.simulator import simulate  # noqa: E402
+from sims.ntk_stability import SIMULATOR  # noqa: E402
 from sims.ntk_stability import sim  # noqa: E402
 
 PROBLEM = dict(samples=200, dim=10, width=64, activation="softplus", lr=2.0, replicas=8, test_samples=1000)
@@ -66,18 +67,20 @@ def best(fn) -> float:
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
     config = sims.make_config("ntk_stability", steps=STEPS, record_every=STEPS, **PROBLEM)
-    state = sim.init(config, jax.random.key(0))
+    context = sim.setup(config, jax.random.key(0))
+    state = sim.init(config, context, jax.random.key(0))
 
     def gd(steps):
         def run(state, key):
-            return jax.lax.scan(lambda s, k: (sim.step(config, s, k), None), state,
+            return jax.lax.scan(lambda s, k: (sim.step(config, context, s, k), None), state,
                                 jax.random.split(key, steps))[0].params
         return jax.jit(run)
 
-    args = [np.asarray(x) for x in (state.params["first"], state.params["out"], state.X, state.y, state.weights)]
+    args = [np.asarray(x) for x in (state.params["first"], state.params["out"], context.X, context.y, context.weights)]
     engine_check = gd(CHECK_STEPS)(state, jax.random.key(1))
     W, v = numpy_gd(*args, config.lr, CHECK_STEPS)
-    agree = max(np.max(np.abs(np.asarray(engine_check["first"]) - W)), np.max(np.abs(np.asarray(engine_check["out"]) - v)))
+    agree = max(np.max(np.abs(np.asarray(engine_check["first"]) - W)),
+                np.max(np.abs(np.asarray(engine_check["out"]) - v)))
     assert agree < 1e-10, agree
 
     t0 = time.perf_counter()
@@ -87,8 +90,8 @@ def main() -> None:
     reference = best(lambda: numpy_gd(*args, config.lr, STEPS))
 
     keys = jax.random.split(jax.random.key(2), SEEDS)
-    one = jax.jit(lambda k: simulate(config, k))
-    batched = jax.jit(jax.vmap(lambda k: simulate(config, k)))
+    one = jax.jit(lambda k: simulate(SIMULATOR, config, k))
+    batched = jax.jit(jax.vmap(lambda k: simulate(SIMULATOR, config, k)))
     t0 = time.perf_counter()
     one = one.lower(keys[0]).compile()
     batched = batched.lower(keys).compile()

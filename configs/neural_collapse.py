@@ -36,8 +36,8 @@ class Config:
                       "grad_i), so one value suits every tau and N", units="> 0", traced=True, low=0.0,
                       low_inclusive=False)
     momentum: float = param(0.0, "heavy-ball momentum beta of Riemannian GD (the buffer is projected onto the tangent "
-                            "space each step; the step is lr (1 - beta), so lr stays the long-run step)", units="[0, 1)",
-                            traced=True, low=0.0, high=1.0, high_inclusive=False)
+                            "space each step; the step is lr (1 - beta), so lr stays the long-run step)",
+                            units="[0, 1)", traced=True, low=0.0, high=1.0, high_inclusive=False)
     steps: int = param(2000, "Riemannian GD steps (full batch)", units="count", low=1)
     record_every: int = param(20, "steps between recorded metrics", units="count", low=1)
     solver_iterations: int = param(600, "L-BFGS iterations of the convex relaxation's solver (Burer-Monteiro, "

@@ -24,7 +24,6 @@ TASKS = ("mixture", "teacher", "xor")
 
 @config
 class Config:
-    sim_name = "ntk_stability"
     task: str = param("mixture", "data: mixture (two Gaussian classes at +-mu), teacher (labels of a fixed random "
                       "net: width 64, 2 hidden layers, the run's activation), or xor (y = x_1 x_2 on the hypercube, "
                       "the large-step experiment)", choices=TASKS)
@@ -69,8 +68,6 @@ class Config:
                                    "size)", units="count", low=1)
 
     def check(self) -> None:
-        if self.steps % self.record_every:
-            raise ConfigError(f"--record_every={self.record_every}: must divide --steps={self.steps}")
         if self.replicas > self.train_samples():
             raise ConfigError(f"--replicas={self.replicas}: must be <= n = {self.train_samples()} training samples")
         if self.task == "xor" and self.activation != "quadratic":

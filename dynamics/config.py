@@ -20,8 +20,8 @@ from typing import Any
 
 import jax
 
-__all__ = ["ConfigError", "param", "config", "validate", "build", "coerce", "fields", "field_type", "is_traced", "describe",
-           "to_dict"]
+__all__ = ["ConfigError", "param", "config", "validate", "build", "coerce", "fields", "field_type", "is_traced",
+           "describe", "to_dict"]
 
 
 class ConfigError(ValueError):

@@ -119,7 +119,8 @@ def _add_log_scaled(a: LogScaled, log_wa, b: LogScaled, log_wb) -> LogScaled:
 
 
 def log_momentum(beta) -> optax.GradientTransformation:
-    """m_t = beta m_{t-1} + g_t on LogScaled gradients (the direction of m is what Signum, momentum-NGD and Muon use)."""
+    """m_t = beta m_{t-1} + g_t on LogScaled gradients (the direction of m is what Signum, momentum-NGD and Muon
+    use)."""
     def init(params):
         return LogScaled(jnp.asarray(-jnp.inf, params.dtype), jnp.zeros_like(params))
 

@@ -28,6 +28,8 @@ Optional, with defaults:
     workspace       (config) -> bytes of one member's step temporaries beyond its state (the memory estimate)
     prepare         (config) -> pytree of arrays: host-side work per member before the run (an LP, an SDP),
                     handed to `setup` as `prepared` (default none)
+    watch           (state) -> the part of the state that must stay finite; the first step where it does not is
+                    reported as the divergence (default: the whole state)
 
 The engine checks `steps % record_every == 0` once, for every sim (`check_steps`); `simulate(sim, config, key)` runs
 one member as one pure function that `jit` and `vmap` take.
@@ -71,6 +73,10 @@ def _zero(*_):
     return 0
 
 
+def _whole(state):
+    return state
+
+
 class Simulator(NamedTuple):
     """A sim, declared once (fields: the module docstring)."""
     name: str
@@ -91,10 +97,11 @@ class Simulator(NamedTuple):
     implied_preset: Callable[[dict], str | None] = _none
     workspace: Callable[[Any], int] = _zero
     prepare: Callable[[Any], Any] | None = None
+    watch: Callable[[Any], Any] = _whole
 
     @property
     def simulation(self) -> trajectory.Simulation:
-        return trajectory.Simulation(self.setup, self.init, self.step, self.record, self.final)
+        return trajectory.Simulation(self.setup, self.init, self.step, self.record, self.final, self.watch)
 
 
 def dims(sim: Simulator, name: str) -> tuple[str, ...]:

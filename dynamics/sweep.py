@@ -17,7 +17,7 @@ import itertools
 import math
 import sys
 import time
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import jax
 import numpy as np
@@ -25,7 +25,6 @@ import numpy as np
 from dynamics import compile as compile_lib
 from dynamics import config as config_lib
 from dynamics import devices as devices_lib
-from dynamics import trajectory
 from dynamics.checkpoint import Checkpoints
 from dynamics.runner import member_bytes, run_batch
 from dynamics.simulator import Simulator, check_steps

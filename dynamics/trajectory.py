@@ -10,7 +10,9 @@ A simulator hands the engine its dynamics as a `Simulation`, five pure functions
 
 The context is diffrax's `args`: passed unchanged to every call and never carried through the scan, so it is not
 copied per step, not checkpointed (a resume rebuilds it from the config and key), not counted twice in the memory
-estimate, and not watched for divergence: every inexact leaf of the state must stay finite, from step 0 on.
+estimate, and not watched for divergence. What must stay finite, from step 0 on, is `watch(state)`: by default the
+whole state; a sim whose state holds an infinity by design (a log-scale of -inf for an optimizer's zero momentum)
+narrows it to the part that diverges (its parameters).
 `setup` and `init` receive the same key, so a sim may split it once and give each its part. A sim whose theory needs
 host-side solvers (an LP, an SDP) computes them before the run (`Simulator.prepare`); the engine passes the result,
 one per member, to `setup` as `prepared`.
@@ -37,6 +39,7 @@ class Simulation(NamedTuple):
     step: Callable[[Any, Any, Any, jax.Array], Any]
     record: Callable[[Any, Any, Any], dict]
     final: Callable[[Any, Any, Any], dict]
+    watch: Callable[[Any], Any] = lambda state: state
 
 
 class Carry(NamedTuple):
@@ -85,7 +88,7 @@ def start(sim: Simulation, config, context, key) -> tuple[Carry, dict]:
     init_key, dynamics_key = _keys(key)
     state = sim.init(config, context, init_key)
     record = sim.record(config, context, state)
-    nonfinite = _flag(jnp.int32(-1), ~_all_finite(state) | _any_inf(record), 0)
+    nonfinite = _flag(jnp.int32(-1), ~_all_finite(sim.watch(state)) | _any_inf(record), 0)
     carry = Carry(state, jnp.zeros((), jnp.int32), nonfinite, dynamics_key)
     return carry, jax.tree_util.tree_map(lambda x: x[None], record)
 
@@ -95,7 +98,7 @@ def advance(sim: Simulation, config, context, carry: Carry, num: int, record_eve
 
     def one_step(c: Carry, _):
         state = sim.step(config, context, c.state, jax.random.fold_in(c.key, c.step))
-        nonfinite = _flag(c.nonfinite_step, ~_all_finite(state), c.step + 1)
+        nonfinite = _flag(c.nonfinite_step, ~_all_finite(sim.watch(state)), c.step + 1)
         return Carry(state, c.step + 1, nonfinite, c.key), None
 
     def one_record(c: Carry, _):

@@ -4,8 +4,21 @@ be switched on before any JAX computation. Float32 behaviour is covered through 
 from dynamics import xla_flags  # noqa: F401  (XLA_FLAGS before JAX's CPU backend exists)
 
 import jax
+import pytest
+
+from dynamics import runner
 
 jax.config.update("jax_enable_x64", True)
+
+
+@pytest.fixture
+def fresh_programs():
+    """For a test that patches a function a sim calls while it is traced (a mutation test): the compiled programs,
+    cached by the sim's functions and shapes, are forgotten before the test (else the unmutated program would run)
+    and after it (else a later test would run the mutant)."""
+    runner.clear_caches()
+    yield
+    runner.clear_caches()
 
 
 def pytest_configure(config):

@@ -7,7 +7,15 @@ end to end), `baselines` (learners that see only the prompt), `sim` (the pipelin
 """
 
 from configs.icl_single_index import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config
-from sims.icl_single_index import report
-from sims.icl_single_index.sim import SIMULATION, SPEC, simulate
+from dynamics.simulator import Simulator
+from sims.icl_single_index import report, sim
 
-__all__ = ["Config", "PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "report", "simulate"]
+SIMULATOR = Simulator(
+    name="icl_single_index", config=Config, setup=sim.setup, init=sim.init, step=sim.step, record=sim.record,
+    final=sim.final, outputs=sim.OUTPUTS, compare=report.compare, figure=report.figure, presets=PRESETS,
+    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, workspace=sim.workspace,
+    # The gallery draws the theory model and the prompt-only learners at d = 16 and 32 (run with --x64); the
+    # transformer at the reference budget takes hours on a CPU.
+    gallery={"reference": {"dim": [16, 32], "transformer_layers": [0]}})
+
+__all__ = ["SIMULATOR"]

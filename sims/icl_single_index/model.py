@@ -39,7 +39,8 @@ def features(W, b, x) -> jax.Array:
 
 
 def predict(W, b, Gamma, x_prompt, y_prompt, x_query) -> jax.Array:
-    """f(x_q) = phi(x_q)^T Gamma psi for one prompt x_prompt (N, d), y_prompt (N,) and queries x_query (Q, d) -> (Q,)."""
+    """f(x_q) = phi(x_q)^T Gamma psi for one prompt x_prompt (N, d), y_prompt (N,) and queries x_query (Q, d)
+    -> (Q,)."""
     psi = jnp.mean(y_prompt[:, None] * features(W, b, x_prompt), axis=0)
     return features(W, b, x_query) @ (Gamma @ psi)
 

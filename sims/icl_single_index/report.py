@@ -193,7 +193,8 @@ def _point_rows(p: xr.Dataset, label: str, cfg: dict, dim: int, rank: int) -> li
     for name in BASELINES:
         values = _mean(p[f"error_{name}"])
         if not np.all(np.isnan(values)):
-            rows.append(shown(f"{LABELS[name]} at N*={longest}", where, float(values[-1]), float(_mean(p.error_icl)[-1]),
+            rows.append(shown(f"{LABELS[name]} at N*={longest}", where, float(values[-1]),
+                              float(_mean(p.error_icl)[-1]),
                               "beside the theory model; no theory value at one d: the claim is their growth with d "
                               "(the d rows of a dim sweep)"))
     trained = "task_error_transformer" in p and np.isfinite(p.task_error_transformer.values).any()

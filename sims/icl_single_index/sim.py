@@ -1,6 +1,7 @@
-"""`icl_single_index` pipeline as an engine simulation: everything but the transformer's training happens in `init`
+"""`icl_single_index` pipeline as an engine simulation: everything but the transformer's training happens in `setup`
 (the theory model's two stages, its in-context errors, the prompt-only baselines and the projection floor, all
-jitted); the steps are the flax transformer's Adam steps, recorded with its in-context error; `final` keeps both.
+jitted, kept as the run's constants); the state is the flax transformer's, the steps its Adam steps, recorded with its
+in-context error; `final` keeps both.
 
 Evaluation: `test_tasks` tasks from the test subspace (S, or a new one with out_of_distribution), each with a prompt
 of N* samples and QUERIES further query points; at each length N in 8, 16, ..., N* every learner sees the first N
@@ -20,10 +21,10 @@ import jax
 import jax.numpy as jnp
 
 from configs.icl_single_index import Config, link_coefficients
-from dynamics import sweep, trajectory
+from dynamics.simulator import Output
 from sims.icl_single_index import baselines, data, model, transformer
 
-__all__ = ["State", "SIMULATION", "SPEC", "simulate", "LEARNERS", "QUERIES"]
+__all__ = ["State", "OUTPUTS", "setup", "init", "step", "record", "final", "workspace", "LEARNERS", "QUERIES"]
 
 QUERIES = 16
 TWO_LAYER_TASKS = 64
@@ -75,18 +76,23 @@ def _baseline_errors(config: Config, key, x, y, lengths):
 
 
 class State(NamedTuple):
-    """params, opt_state: the transformer's; loss: its last training batch's loss; theory: every number computed at
-    init (the two-stage model, the baselines, the floor, the test prompts)."""
+    """params, opt_state: the transformer's; loss: its last training batch's loss."""
     params: Any
     opt_state: Any
     loss: jax.Array
-    theory: dict
 
 
-def init(config: Config, key) -> State:
+def _keys(key):
+    """(stage I, stage II, test tasks, floor, baselines, transformer) keys: `setup` and `init` get the same key."""
+    return jax.random.split(key, 6)
+
+
+def setup(config: Config, key) -> dict:
+    """Every number computed before the transformer trains: the two-stage model (W, b, Gamma per length), its
+    in-context errors, the baselines', the projection floor, the test prompts (test_x, test_y) and the subspaces."""
     U, U_test = _subspaces(config)
     c = _link(config)
-    k_stage1, k_stage2, k_test, k_floor, k_base, k_net = jax.random.split(key, 6)
+    k_stage1, k_stage2, k_test, k_floor, k_base, _ = _keys(key)
     W, b = model.stage1(k_stage1, U, c, config.width, config.stage1_tasks(), config.prompt_stage1, config.noise,
                         config.link_noise, config.init_gamma)
     lengths = config.lengths()
@@ -104,14 +110,19 @@ def init(config: Config, key) -> State:
                         (jax.random.split(k_floor, n_floor), test.beta[:n_floor], test.link[:n_floor]),
                         batch_size=FLOOR_CHUNK)
     errors = dict(icl=jnp.stack(icl), **_baseline_errors(config, k_base, test.x, test.y, lengths))
-    theory = dict(subspace=U, test_subspace=U_test, W=W, b=b, Gamma=jnp.stack(gammas),
-                  alignment=model.alignment(W, U), floor=floor, test_x=test.x, test_y=test.y,
-                  **{f"error_{name}": e for name, e in errors.items()})
+    return dict(subspace=U, test_subspace=U_test, W=W, b=b, Gamma=jnp.stack(gammas),
+                alignment=model.alignment(W, U), floor=floor, test_x=test.x, test_y=test.y,
+                **{f"error_{name}": e for name, e in errors.items()})
+
+
+def init(config: Config, theory: dict, key) -> State:
+    """The transformer's parameters and Adam state (a zero placeholder without a transformer)."""
+    dtype = theory["subspace"].dtype
     if config.transformer_layers:
-        params, opt_state = transformer.init(k_net, _module(config), config.dim, _optimizer(config))
+        params, opt_state = transformer.init(_keys(key)[5], _module(config), config.dim, _optimizer(config))
     else:
-        params, opt_state = jnp.zeros((), U.dtype), ()
-    return State(params, opt_state, jnp.zeros((), U.dtype), theory)
+        params, opt_state = jnp.zeros((), dtype), ()
+    return State(params, opt_state, jnp.zeros((), dtype))
 
 
 def _module(config: Config) -> transformer.Transformer:
@@ -123,7 +134,7 @@ def _optimizer(config: Config):
     return transformer.adam(config.lr)
 
 
-def step(config: Config, state: State, key) -> State:
+def step(config: Config, theory: dict, state: State, key) -> State:
     if not config.transformer_layers:
         return state
     U, _ = _subspaces(config)
@@ -134,9 +145,8 @@ def step(config: Config, state: State, key) -> State:
     return state._replace(params=params, opt_state=opt_state, loss=loss)
 
 
-def _transformer_errors(config: Config, state: State):
+def _transformer_errors(config: Config, th: dict, state: State):
     """(length, task) squared errors of the transformer's prediction of sample N after a prompt of N samples."""
-    th = state.theory
     lengths = config.lengths()
     seq = config.prompt_length + 1
     pred = transformer.predict_at(state.params, th["test_x"][:, :seq], th["test_y"][:, :seq], lengths)
@@ -144,13 +154,13 @@ def _transformer_errors(config: Config, state: State):
     return ((pred - target) ** 2).T
 
 
-def record(config: Config, state: State) -> dict[str, jax.Array]:
+def record(config: Config, theory: dict, state: State) -> dict[str, jax.Array]:
     """train_loss: the transformer's last batch loss (all prompt lengths); transformer_error: its in-context error
     at each length (mean over test tasks); NaN without a transformer."""
     if not config.transformer_layers:
         nan = jnp.full((len(config.lengths()),), jnp.nan, state.loss.dtype)
         return dict(train_loss=jnp.full((), jnp.nan, state.loss.dtype), transformer_error=nan)
-    return dict(train_loss=state.loss, transformer_error=jnp.mean(_transformer_errors(config, state), axis=1))
+    return dict(train_loss=state.loss, transformer_error=jnp.mean(_transformer_errors(config, theory, state), axis=1))
 
 
 def _padded(errors, tasks: int):
@@ -159,12 +169,11 @@ def _padded(errors, tasks: int):
     return jnp.pad(errors, pad, constant_values=jnp.nan)
 
 
-def final(config: Config, state: State) -> dict[str, jax.Array]:
+def final(config: Config, th: dict, state: State) -> dict[str, jax.Array]:
     """Per learner `error_<learner>` and `error_<learner>_se` (length,) and the per-task errors
     `task_error_<learner>` (length, task), NaN-padded where a learner saw fewer tasks; `floor`, `floor_se` and
     `task_floor` (task,); stage I's `alignment`; the subspaces, W, b and Gamma (length, neuron, neuron2); the prompt
     lengths."""
-    th = state.theory
     tasks = config.test_tasks
     out = {name: th[name] for name in ("subspace", "test_subspace", "W", "b", "Gamma", "alignment")}
     out["lengths"] = jnp.asarray(config.lengths(), jnp.int32)
@@ -172,7 +181,7 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
     out["task_floor"] = _padded(th["floor"], tasks)
     names = LEARNERS + (("transformer",) if config.transformer_layers else ())
     for name in names:
-        errors = _transformer_errors(config, state) if name == "transformer" else th[f"error_{name}"]
+        errors = _transformer_errors(config, th, state) if name == "transformer" else th[f"error_{name}"]
         out[f"error_{name}"], out[f"error_{name}_se"] = _mean_se(errors)
         out[f"task_error_{name}"] = _padded(errors, tasks)
     if not config.transformer_layers:
@@ -182,26 +191,36 @@ def final(config: Config, state: State) -> dict[str, jax.Array]:
     return out
 
 
-SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: (state.params, state.loss))
-
-_LENGTH_OUTPUTS = [f"error_{n}{s}" for n in LEARNERS + ("transformer",) for s in ("", "_se")]
-SPEC = sweep.Spec(
-    name="icl_single_index",
-    config_cls=Config,
-    simulation=SIMULATION,
-    dims=dict(subspace=("feature", "direction"), test_subspace=("feature", "direction"), W=("neuron", "feature"),
-              b=("neuron",), Gamma=("length", "neuron", "neuron2"), lengths=("length",),
-              transformer_error=("length",), task_floor=("task",),
-              **{name: ("length",) for name in _LENGTH_OUTPUTS},
-              **{f"task_error_{n}": ("length", "task") for n in LEARNERS + ("transformer",)}),
-    seedless=frozenset({"subspace", "test_subspace", "lengths"}),
-    # Stage II's normal equations (m^2 x m^2) dominate, with a chunk of tasks' features.
-    workspace=lambda config: jnp.dtype(jnp.result_type(float)).itemsize * (
+def workspace(config: Config) -> int:
+    """Bytes of the temporaries: stage II's normal equations (m^2 x m^2) dominate, with a chunk of tasks' features
+    and the transformer's activations."""
+    return jnp.dtype(jnp.result_type(float)).itemsize * (
         2 * config.width ** 4 + model.TASK_CHUNK * (config.prompt_length + QUERIES) * (config.width + config.dim)
-        + 8 * config.batch * (2 * config.prompt_length + 2) * max(config.transformer_width, 1) * 4),
-)
+        + 8 * config.batch * (2 * config.prompt_length + 2) * max(config.transformer_width, 1) * 4)
 
 
-def simulate(config: Config, key) -> dict[str, jax.Array]:
-    """One whole run as a pure function of (config, key) that `jax.jit` and `jax.vmap` take."""
-    return trajectory.simulate(SIMULATION, config, key, steps=config.steps, record_every=config.record_every)
+_NAMES = {"icl": "the pretrained model (Algorithm 1)", "linear": "linear ridge on the prompt",
+          "krr_poly": "polynomial kernel ridge on the prompt", "krr_rbf": "RBF kernel ridge on the prompt",
+          "two_layer": "a two-layer net trained by GD on the prompt", "transformer": "the trained transformer"}
+OUTPUTS = {
+    "train_loss": Output("the transformer's last training batch loss (all prompt lengths)"),
+    "transformer_error": Output("the transformer's in-context error, mean over test tasks", dims=("length",)),
+    "subspace": Output("U, the pretraining subspace", dims=("feature", "direction"), seedless=True),
+    "test_subspace": Output("the test tasks' subspace (U, or a fresh one out of distribution)",
+                            dims=("feature", "direction"), seedless=True),
+    "W": Output("stage I first-layer weights", dims=("neuron", "feature")),
+    "b": Output("stage I biases", dims=("neuron",)),
+    "Gamma": Output("stage II attention matrix Gamma per prompt length", dims=("length", "neuron", "neuron2")),
+    "alignment": Output("stage I alignment mean_j |P_S w_j| / |w_j| (1 in S, ~sqrt(r/d) at random)"),
+    "lengths": Output("prompt lengths N", units="count", dims=("length",), seedless=True),
+    # The floor depends on the seed's stage I features: a per-seed theory value, not a seedless one.
+    "floor": Output("projection floor min_a E(y - a.phi(x))^2 on stage I's features, the in-context error's limit as "
+                    "N* -> infinity, mean over tasks", predicts="error_icl"),
+    "floor_se": Output("standard error of the floor over tasks"),
+    "task_floor": Output("the floor per test task (NaN past FLOOR_TASKS)", dims=("task",)),
+    **{f"error_{n}": Output(f"in-context squared error of {d}, mean over test tasks", dims=("length",))
+       for n, d in _NAMES.items()},
+    **{f"error_{n}_se": Output(f"standard error over test tasks of error_{n}", dims=("length",)) for n in _NAMES},
+    **{f"task_error_{n}": Output(f"in-context squared error of {d} per test task (NaN where not evaluated)",
+                                 dims=("length", "task")) for n, d in _NAMES.items()},
+}

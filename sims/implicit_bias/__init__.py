@@ -12,6 +12,8 @@ from sims.implicit_bias import report, sim
 SIMULATOR = Simulator(
     name="implicit_bias", config=Config, setup=sim.setup, init=sim.init, step=sim.step, record=sim.record,
     final=sim.final, outputs=sim.OUTPUTS, compare=report.compare, figure=report.figure, presets=PRESETS,
-    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, workspace=sim.workspace, prepare=sim.prepare)
+    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, workspace=sim.workspace, prepare=sim.prepare,
+    # The momentum optimizers hold a log-scale of -inf (their zero momentum) in their state: only W must stay finite.
+    watch=lambda weights: weights.params)
 
 __all__ = ["SIMULATOR"]

@@ -12,18 +12,18 @@ import jax
 import jax.numpy as jnp
 
 from configs.mfld import Config
-from dynamics import langevin, sweep, trajectory
+from dynamics import langevin
+from dynamics.simulator import Output, prediction
 from sims.mfld import data as data_lib
 from sims.mfld import model, theory
 
-__all__ = ["State", "SIMULATION", "SPEC", "simulate"]
+__all__ = ["Context", "OUTPUTS", "final", "init", "record", "setup", "step", "workspace"]
 
 
-class State(NamedTuple):
-    """data: the training and test data; particles: the ParticleState of (M, N, p) particles;
-    theory: the config's closed-form theory (`_oracle`), computed once at init and constant along the run."""
+class Context(NamedTuple):
+    """The constants of a run: data, the training and test data; theory, the config's closed-form theory (`_oracle`),
+    computed once by `setup` and passed beside the particles, never carried in the scan."""
     data: data_lib.Data
-    particles: langevin.ParticleState
     theory: dict
 
 
@@ -76,16 +76,22 @@ def _own(config: Config, key):
     return jax.random.fold_in(key, config.particles)
 
 
-def init(config: Config, key) -> State:
+def setup(config: Config, key) -> Context:
+    """The data (from `data_seed`, the same for every seed) and the oracle's closed forms."""
+    del key
     data = data_lib.make_data(config)
-    oracle = _oracle(config, data)
-    init_fn, _ = _dynamics(config, data, oracle)
-    return State(data, init_fn(model.init_particles(config, _own(config, key))), oracle)
+    return Context(data, _oracle(config, data))
 
 
-def step(config: Config, state: State, key) -> State:
-    _, step_fn = _dynamics(config, state.data, state.theory)
-    return state._replace(particles=step_fn(state.particles, _own(config, key)))
+def init(config: Config, context: Context, key) -> langevin.ParticleState:
+    """M systems of N particles x ~ N(0, init_scale^2 I) (M, N, p)."""
+    init_fn, _ = _dynamics(config, context.data, context.theory)
+    return init_fn(model.init_particles(config, _own(config, key)))
+
+
+def step(config: Config, context: Context, particles: langevin.ParticleState, key) -> langevin.ParticleState:
+    _, step_fn = _dynamics(config, context.data, context.theory)
+    return step_fn(particles, _own(config, key))
 
 
 def _dual(config: Config, g_n, data: data_lib.Data):
@@ -95,7 +101,7 @@ def _dual(config: Config, g_n, data: data_lib.Data):
     return dual(config, g_n, data.z_train, data.y_train)
 
 
-def record(config: Config, state: State) -> dict[str, jax.Array]:
+def record(config: Config, context: Context, particles: langevin.ParticleState) -> dict[str, jax.Array]:
     """Observables of the ensemble predictor f_ens = (1/M) sum_m f_{rho_m} (the mixture of the M systems).
 
     loss: F0(f_ens) on the training data. objective: F = F0 + E r over all M N particles. model_error:
@@ -106,8 +112,8 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     the M systems (NaN for M = 1). particle_mean: (M, p) each system's mean particle. particle_variance: (M,) each
     system's per-coordinate variance of the particles about that mean.
     """
-    x = state.particles.params
-    d = state.data
+    x = particles.params
+    d = context.data
     f_Mn = model.predict(config, x, d.z_train)
     f_ens = jnp.mean(f_Mn, axis=0)
     loss = jnp.mean(model.loss_value(config, f_ens, d.y_train))
@@ -116,9 +122,9 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     M = config.ensemble
     spread = jnp.mean(jnp.sum((f_Mn - f_ens) ** 2, axis=0) / (M - 1)) if M > 1 else jnp.full((), jnp.nan, x.dtype)
     return dict(loss=loss,
-                bregman=jnp.mean((f_Mn - state.theory["theory_f_star"]) ** 2) / 2,
+                bregman=jnp.mean((f_Mn - context.theory["theory_f_star"]) ** 2) / 2,
                 objective=loss + config.l2 * jnp.mean(jnp.sum(x ** 2, axis=-1)),
-                model_error=jnp.mean((f_ens - state.theory["theory_f_star"]) ** 2),
+                model_error=jnp.mean((f_ens - context.theory["theory_f_star"]) ** 2),
                 dual=_dual(config, model.loss_slope(config, f_ens, d.y_train), d),
                 test_loss=test_loss,
                 ensemble_variance=spread,
@@ -126,15 +132,12 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
                 particle_variance=jnp.mean((x - mean_MP[:, None, :]) ** 2, axis=(1, 2)))
 
 
-def final(config: Config, state: State) -> dict[str, jax.Array]:
+def final(config: Config, context: Context, particles: langevin.ParticleState) -> dict[str, jax.Array]:
     """The final particles, each system's test predictions f_{rho_m}(z) (M, n_test), the data and the theory."""
-    d = state.data
-    return dict(final_particles=state.particles.params,
-                test_prediction=model.predict(config, state.particles.params, d.z_test),
-                z_train=d.z_train, y_train=d.y_train, z_test=d.z_test, y_test=d.y_test, **state.theory)
+    d = context.data
+    return dict(final_particles=particles.params, test_prediction=model.predict(config, particles.params, d.z_test),
+                z_train=d.z_train, y_train=d.y_train, z_test=d.z_test, y_test=d.y_test, **context.theory)
 
-
-SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.particles)
 
 def workspace(config: Config) -> int:
     """Bytes of a step's and a record's temporaries: about four (M, N, n) activation arrays on the training data
@@ -145,25 +148,39 @@ def workspace(config: Config) -> int:
     return itemsize * (4 * config.ensemble * config.particles * (config.samples + config.test_samples) + quadrature)
 
 
-SPEC = sweep.Spec(
-    name="mfld",
-    config_cls=Config,
-    simulation=SIMULATION,
-    dims=dict(final_particles=("system", "particle", "coordinate"), test_prediction=("system", "test_sample"),
-              z_train=("sample", "feature"), y_train=("sample",),
-              z_test=("test_sample", "feature"), y_test=("test_sample",), theory_f_star=("sample",),
-              theory_mean=("coordinate",), theory_mean_cov=("coordinate", "coordinate_"),
-              particle_mean=("system", "coordinate"), particle_variance=("system",)),
-    seedless=frozenset({"z_train", "y_train", "z_test", "y_test", "theory_loss", "theory_objective",
-                        "theory_model_error", "theory_bregman", "theory_particle_variance", "theory_dual",
-                        "theory_relaxation_rate",
-                        "theory_free_energy_gap", "theory_f_star", "theory_mean", "theory_mean_cov",
-                        "theory_optimum_loss", "theory_optimum_objective",
-                        "bound_model_error"}),
-    workspace=workspace,
-)
-
-
-def simulate(config: Config, key) -> dict[str, jax.Array]:
-    """One whole run as a pure function that `jax.jit` and `jax.vmap` take: final outputs and stacked records."""
-    return trajectory.simulate(SIMULATION, config, key, steps=config.steps, record_every=config.record_every)
+OUTPUTS = {
+    "loss": Output("training loss F0(f_ens) of the ensemble predictor"),
+    "objective": Output("objective F = F0(f_ens) + lambda' E|x|^2 over all M N particles"),
+    "model_error": Output("model error mean_j (f_ens(z_j) - f*(z_j))^2"),
+    "bregman": Output("Bregman divergence B_F0(rho_m, mu*), averaged over the M systems"),
+    "dual": Output("dual objective D(g) at g_j = d1l(f_ens(z_j), y_j), a lower bound on L(mu*)"),
+    "test_loss": Output("test loss F0(f_ens) on the test data"),
+    "ensemble_variance": Output("variance of f_rho_m(z_j) across the M systems, mean over j (NaN for M = 1)"),
+    "particle_mean": Output("each system's mean particle", dims=("system", "coordinate")),
+    "particle_variance": Output("each system's per-coordinate particle variance", dims=("system",)),
+    "final_particles": Output("particles at the last step", dims=("system", "particle", "coordinate")),
+    "test_prediction": Output("each system's test predictions f_rho_m(z)", dims=("system", "test_sample")),
+    "z_train": Output("training inputs", dims=("sample", "feature"), seedless=True),
+    "y_train": Output("training targets", dims=("sample",), seedless=True),
+    "z_test": Output("test inputs", dims=("test_sample", "feature"), seedless=True),
+    "y_test": Output("test targets", dims=("test_sample",), seedless=True),
+    "theory_loss": prediction("stationary F0 of the ensemble (linear oracle)", predicts="loss"),
+    "theory_objective": prediction("stationary objective (linear oracle)", predicts="objective"),
+    "theory_model_error": prediction("stationary model error (linear oracle)", predicts="model_error"),
+    "theory_bregman": prediction("stationary Bregman divergence (linear oracle)", predicts="bregman"),
+    "theory_particle_variance": prediction("stationary per-coordinate particle variance (linear oracle)",
+                                           predicts="particle_variance"),
+    "theory_dual": prediction("L(mu*) = max D, the optimal entropic objective", predicts="dual"),
+    "theory_relaxation_rate": prediction("relaxation rate of the fluctuation variance, -2 log|1 - 2 lambda' eta| / eta "
+                                         "(linear oracle)", units="1/time"),
+    "theory_free_energy_gap": prediction("Delta_N = (lambda / 2N) sum_k log(1 + gamma_k), the particle free-energy "
+                                         "gap (linear oracle)"),
+    "theory_f_star": prediction("f* = f_mu* on the training inputs", dims=("sample",)),
+    "theory_mean": prediction("mean of mu* (linear oracle)", predicts="particle_mean", dims=("coordinate",)),
+    "theory_mean_cov": prediction("covariance of the mean particle (linear oracle)",
+                                  dims=("coordinate", "coordinate_")),
+    "theory_optimum_loss": prediction("F0(mu*), the optimum's loss"),
+    "theory_optimum_objective": prediction("F0(mu*) + lambda' E_mu* |x|^2, the optimum's objective"),
+    "bound_model_error": prediction("2B/N: Lemma 1's bound on the model error from the free-energy bound",
+                                    predicts="model_error"),
+}

@@ -115,8 +115,10 @@ def step_program(majority: int, minority: int, n_major: int, n_minor: int, tau: 
     """The paper's reduced program of STEP imbalance (k_M majority classes of n_M samples, k_m minority classes of
     n_m), over the three cosines of the class means:
 
-        L(alpha, beta, gamma) = (1/N)[ k_M n_M log((n_M - 1) + (k_M - 1) n_M e^((alpha-1)/tau) + k_m n_m e^((gamma-1)/tau))
-                                     + k_m n_m log((n_m - 1) + (k_m - 1) n_m e^((beta-1)/tau) + k_M n_M e^((gamma-1)/tau)) ]
+        L(alpha, beta, gamma) = (1/N)[ k_M n_M log((n_M - 1) + (k_M - 1) n_M e^((alpha-1)/tau)
+                                                    + k_m n_m e^((gamma-1)/tau))
+                                     + k_m n_m log((n_m - 1) + (k_m - 1) n_m e^((beta-1)/tau)
+                                                    + k_M n_M e^((gamma-1)/tau)) ]
         s.t. alpha, beta <= 1,  [[1 + (k_M - 1) alpha, sqrt(k_M k_m) gamma], [., 1 + (k_m - 1) beta]] PSD.
     """
     import cvxpy as cp

@@ -16,8 +16,13 @@ Reads top-down: `configs.ntk_stability` (the config), `data`, `model` (the net, 
 """
 
 from configs.ntk_stability import PRESET_SEEDS, PRESET_SWEEPS, PRESETS, Config, implied_preset
-from sims.ntk_stability import report
-from sims.ntk_stability.sim import SIMULATION, SPEC, simulate
+from dynamics.simulator import Simulator
+from sims.ntk_stability import report, sim
 
-__all__ = ["PRESETS", "PRESET_SEEDS", "PRESET_SWEEPS", "SIMULATION", "SPEC", "Config", "implied_preset", "report",
-           "simulate"]
+SIMULATOR = Simulator(
+    name="ntk_stability", config=Config, setup=sim.setup, init=sim.init, step=sim.step, record=sim.record,
+    final=sim.final, outputs=sim.OUTPUTS, compare=report.compare, figure=report.figure, presets=PRESETS,
+    preset_sweeps=PRESET_SWEEPS, preset_seeds=PRESET_SEEDS, scaling_grid=report.scaling_grid,
+    implied_preset=implied_preset, workspace=sim.workspace)
+
+__all__ = ["SIMULATOR"]

@@ -22,28 +22,32 @@ import jax.numpy as jnp
 import optax
 
 from configs.ntk_stability import Config
-from dynamics import sweep, trajectory
+from dynamics.simulator import Output
 from sims.ntk_stability import data as data_lib
 from sims.ntk_stability import margin as margin_lib
 from sims.ntk_stability import model
 
-__all__ = ["State", "SIMULATION", "SPEC", "simulate", "RECORDS"]
+__all__ = ["Context", "State", "OUTPUTS", "setup", "init", "step", "record", "final", "workspace", "RECORDS"]
 
 RECORDS = ("train_loss", "test_loss", "train_error", "test_error", "generalization_gap", "distance",
            "stability_replace", "stability_delete", "stability_gap_replace", "stability_gap_delete")
 
 
-class State(NamedTuple):
-    """params: the replicas' parameters (each leaf with a leading replica axis 1 + 2R); opt: optax state; w0: the
-    init (no replica axis); X (1+2R, n, d), y (1+2R, n), weights (1+2R, n): each replica's training set;
-    data: `data_lib.Data`; loss_sum: sum over the steps taken of F_hat(w_t(S)) (for the average-iterate bound)."""
-    params: dict
-    opt: Any
+class Context(NamedTuple):
+    """The run's constants: w0, the init (no replica axis); X (1+2R, n, d), y (1+2R, n), weights (1+2R, n): each
+    replica's training set; data: `data_lib.Data`."""
     w0: dict
     X: jax.Array
     y: jax.Array
     weights: jax.Array
     data: data_lib.Data
+
+
+class State(NamedTuple):
+    """params: the replicas' parameters (each leaf with a leading replica axis 1 + 2R); opt: optax state;
+    loss_sum: sum over the steps taken of F_hat(w_t(S)) (for the average-iterate bound)."""
+    params: dict
+    opt: Any
     loss_sum: jax.Array
 
 
@@ -60,9 +64,9 @@ def _replica_sets(d: data_lib.Data, R: int):
     return X, y, w
 
 
-def init(config: Config, key) -> State:
+def setup(config: Config, key) -> Context:
     """The data from (key, data_seed), w_0 with every entry N(0, 1) (folded with the shape, so runs at different
-    widths do not share a prefix of their draws), and the replicas."""
+    widths do not share a prefix of their draws), and the replicas' training sets."""
     data_key, param_key = jax.random.split(key)
     data_key = jax.random.fold_in(data_key, config.data_seed)
     dtype = jnp.result_type(float)
@@ -71,11 +75,15 @@ def init(config: Config, key) -> State:
     w0 = model.init_params(param_key, config.dim, config.width, config.depth, dtype)
     if config.task == "xor" and config.xor_init == "fan_in":  # w_j ~ N(0, I_d / d): w_j . x ~ N(0, 1) (data.py)
         w0 = dict(w0, first=w0["first"] / jnp.sqrt(jnp.asarray(config.dim, dtype)))
+    return Context(w0, *_replica_sets(d, config.replicas), d)
+
+
+def init(config: Config, context: Context, key) -> State:
+    """Every replica starts at w_0 (common random numbers)."""
+    del key
     R = config.replicas
-    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (1 + 2 * R, *x.shape)), w0)
-    X, y, weights = _replica_sets(d, R)
-    return State(params, jax.vmap(_optimizer(config).init)(params), w0, X, y, weights, d,
-                 jnp.zeros((), dtype))
+    params = jax.tree_util.tree_map(lambda x: jnp.broadcast_to(x, (1 + 2 * R, *x.shape)), context.w0)
+    return State(params, jax.vmap(_optimizer(config).init)(params), jnp.zeros((), context.X.dtype))
 
 
 def _net(config: Config):
@@ -90,7 +98,7 @@ def _batch_risk(config: Config, params, X, y, weights, idx):
     return jnp.sum(weights[idx] * losses) / (idx.shape[0] * jnp.mean(weights))
 
 
-def step(config: Config, state: State, key) -> State:
+def step(config: Config, context: Context, state: State, key) -> State:
     b, n = config.batch_size(), config.train_samples()
     idx = jax.random.randint(key, (b,), 0, n) if b else None
     opt = _optimizer(config)
@@ -101,8 +109,8 @@ def step(config: Config, state: State, key) -> State:
         return optax.apply_updates(params, updates), opt_state
 
     current = _replica(state.params, 0)
-    loss = model.risk(_net(config), current, state.data.X, state.data.y)
-    params, opt_state = jax.vmap(one)(state.params, state.opt, state.X, state.y, state.weights)
+    loss = model.risk(_net(config), current, context.data.X, context.data.y)
+    params, opt_state = jax.vmap(one)(state.params, state.opt, context.X, context.y, context.weights)
     return state._replace(params=params, opt=opt_state, loss_sum=state.loss_sum + loss)
 
 
@@ -114,17 +122,18 @@ def _distance(a, b):
     return jnp.linalg.norm(model.flatten(a) - model.flatten(b))
 
 
-def record(config: Config, state: State) -> dict[str, jax.Array]:
+def record(config: Config, context: Context, state: State) -> dict[str, jax.Array]:
     """train_loss F_hat(w_t), test_loss F(w_t) (on the test set), their 0-1 errors and generalization_gap
     F - F_hat, distance ||w_t - w_0||; and, from the replicas, model stability mean_i ||w_t(S) - w_t(S^(i))|| and
     the gap estimate mean_i l(w_t(S^(i)); z_i) - l(w_t(S); z_i), replace-one and delete-one (NaN without them)."""
-    d, net, R = state.data, _net(config), config.replicas
+    d, net, R = context.data, _net(config), config.replicas
     w = _replica(state.params, 0)
     margins_train = d.y * net(w, d.X)
     margins_test = d.y_test * net(w, d.X_test)
     train, test = jnp.mean(model.logistic(margins_train)), jnp.mean(model.logistic(margins_test))
     out = dict(train_loss=train, test_loss=test, train_error=jnp.mean(margins_train <= 0),
-               test_error=jnp.mean(margins_test <= 0), generalization_gap=test - train, distance=_distance(w, state.w0))
+               test_error=jnp.mean(margins_test <= 0), generalization_gap=test - train,
+               distance=_distance(w, context.w0))
     nan = jnp.full((), jnp.nan, train.dtype)
     if not R:
         return {**out, **{name: nan for name in RECORDS[6:]}}
@@ -140,26 +149,26 @@ def record(config: Config, state: State) -> dict[str, jax.Array]:
     return out
 
 
-def final(config: Config, state: State) -> dict[str, jax.Array]:
+def final(config: Config, context: Context, state: State) -> dict[str, jax.Array]:
     """The data (not for xor, whose sets are large); the NTK Gram at w_0 and the margin (both programs), p*, u* (P,);
     the reference point
     w* = w_0 + (log T / gamma) u* with F_hat(w*), the average-iterate training loss and the bound's terms:
     theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||;
     ntk_margin_converged says whether both margin programs met their optimality conditions."""
-    d, net, T, eta = state.data, _net(config), config.steps, config.step_size()
+    d, net, T, eta, w0 = context.data, _net(config), config.steps, config.step_size(), context.w0
     dtype = d.X.dtype
     w = _replica(state.params, 0)
     out = dict(average_train_loss=state.loss_sum / T, final_train_loss=model.risk(net, w, d.X, d.y))
-    rho_sq = _distance(w, state.w0) ** 2
+    rho_sq = _distance(w, w0) ** 2
     out.update(bound_optimization=rho_sq / (eta * T), bound_stability=rho_sq / config.train_samples())
     if config.task != "xor":
-        K = model.ntk_gram(net, state.w0, d.X)
+        K = model.ntk_gram(net, w0, d.X)
         m = margin_lib.ntk_margin(K, d.y, config.margin_iterations)
-        u = model.vjp_direction(net, state.w0, d.X, m.weights * d.y)
+        u = model.vjp_direction(net, w0, d.X, m.weights * d.y)
         u = jax.tree_util.tree_map(lambda x: x / m.gamma, u)
         radius = jnp.log(jnp.asarray(T, dtype)) / m.gamma
-        w_star = jax.tree_util.tree_map(lambda a, b: a + radius * b, state.w0, u)
-        attained = jnp.min(d.y * jax.jvp(lambda p: net(p, d.X), (state.w0,), (u,))[1])
+        w_star = jax.tree_util.tree_map(lambda a, b: a + radius * b, w0, u)
+        attained = jnp.min(d.y * jax.jvp(lambda p: net(p, d.X), (w0,), (u,))[1])
         reference = model.risk(net, w_star, d.X, d.y)
         out.update(inputs=d.X, labels=d.y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual,
                    ntk_margin_converged=m.converged, ntk_weights=m.weights,
@@ -180,18 +189,38 @@ def _workspace_entries(config: Config) -> int:
     return (1 + 2 * config.replicas) * per_replica + 4 * config.test_samples * (m + d) + gram
 
 
-SIMULATION = trajectory.Simulation(init, step, record, final, watch=lambda state: state.params)
-
-SPEC = sweep.Spec(
-    name="ntk_stability",
-    config_cls=Config,
-    simulation=SIMULATION,
-    dims=dict(inputs=("sample", "feature"), labels=("sample",), ntk_gram=("sample", "sample2"),
-              ntk_weights=("sample",), ntk_dual=("sample",), ntk_direction=("parameter",)),
-    workspace=lambda config: jnp.dtype(jnp.result_type(float)).itemsize * _workspace_entries(config),
-)
+def workspace(config: Config) -> int:
+    return jnp.dtype(jnp.result_type(float)).itemsize * _workspace_entries(config)
 
 
-def simulate(config: Config, key) -> dict[str, jax.Array]:
-    """One whole run as a pure function of (config, key) that `jax.jit` and `jax.vmap` take."""
-    return trajectory.simulate(SIMULATION, config, key, steps=config.steps, record_every=config.record_every)
+OUTPUTS = {
+    "train_loss": Output("training loss F_hat(w_t) on S"),
+    "test_loss": Output("test loss F(w_t), on the test set"),
+    "train_error": Output("training 0-1 error"),
+    "test_error": Output("test 0-1 error"),
+    "generalization_gap": Output("F(w_t) - F_hat(w_t)"),
+    "distance": Output("distance from init |w_t - w_0|"),
+    "stability_replace": Output("model stability mean_i |w_t(S) - w_t(S^(i))|, replace-one"),
+    "stability_delete": Output("model stability mean_i |w_t(S) - w_t(S minus z_i)|, delete-one"),
+    "stability_gap_replace": Output("replace-one estimate of the generalization gap, mean_i l(w(S^(i)); z_i) - "
+                                    "l(w(S); z_i)", predicts="generalization_gap"),
+    "stability_gap_delete": Output("delete-one estimate of the generalization gap"),
+    "average_train_loss": Output("average-iterate training loss (1/T) sum_t F_hat(w_t)"),
+    "final_train_loss": Output("last-iterate training loss F_hat(w_T)"),
+    "bound_optimization": Output("rho^2 / (eta T), rho = |w_T - w_0|"),
+    "bound_stability": Output("rho^2 / n, the stability term without its e^O(L) constant"),
+    "inputs": Output("training inputs x_i", dims=("sample", "feature")),
+    "labels": Output("training labels y_i in {-1, 1}", dims=("sample",)),
+    "ntk_gram": Output("NTK Gram K_ij = <grad f(x_i), grad f(x_j)> at w_0", dims=("sample", "sample2")),
+    "ntk_margin": Output("NTK margin gamma (primal program)"),
+    "ntk_margin_dual": Output("NTK margin gamma (dual program)"),
+    "ntk_margin_converged": Output("1 if both margin programs met their optimality conditions"),
+    "ntk_weights": Output("p*, the margin's optimal weights on the samples", dims=("sample",)),
+    "ntk_dual": Output("the dual program's solution", dims=("sample",)),
+    "ntk_direction": Output("u*, the max-NTK-margin direction in parameter space", dims=("parameter",)),
+    "ntk_margin_attained": Output("min_i y_i <grad f(x_i), u*> (equals gamma at the optimum)"),
+    "reference_radius": Output("log T / gamma, the reference point's distance from w_0"),
+    "reference_train_loss": Output("F_hat(w*) at w* = w_0 + (log T / gamma) u*"),
+    "theory_train_bound": Output("F_hat(w*) + |w* - w_0|^2 / (eta T), the training bound",
+                                 predicts="average_train_loss"),
+}

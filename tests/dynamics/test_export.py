@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from dynamics import export, trajectory
+from dynamics import export
 from dynamics.simulator import Output, Simulator
 from dynamics.sweep import Group
 

@@ -21,8 +21,8 @@ error(d = 32) / error(d = 16) = 1.058 +- 0.033 (<= 1.1).
 
 Measured: 13 minutes with the 2 cores shared by other jobs (load ~6), before the stage-I mutation was cut to
 d = 16; a large part is compiling the pipeline once per run and d.
-Compiled programs are cached by sim name and argument shapes (`dynamics.compile`, `dynamics.runner`), so a mutated
-run starts from empty caches, or it would reuse the unmutated program.
+Compiled programs are cached by the sim's functions and argument shapes, so a mutated run starts and ends with empty
+caches (the `fresh_programs` fixture), or it would reuse the unmutated program or leave its own for later tests.
 """
 
 import jax
@@ -30,8 +30,7 @@ import jax.numpy as jnp
 import pytest
 
 import sims
-from dynamics import compile as compile_lib
-from dynamics import report, runner
+from dynamics import report
 from sims.icl_single_index import model
 
 pytestmark = pytest.mark.slow
@@ -48,12 +47,7 @@ FLAT = "theory model (in context): error(d=32) / error(d=16) at N*"
 def _verdicts(dims=DIMS, **params) -> dict:
     """(quantity, where) -> printed verdict of every row of the stand-in."""
     ds = sims.sweep(NAME, {"dim": dims}, 1, **{**STAND_IN, **params})
-    return {(r.quantity, r.where): report.verdict(r) for r in sims.load(NAME).report.compare(ds)}
-
-
-def _fresh_caches(mp):
-    mp.setattr(compile_lib, "_CACHE", {})
-    mp.setattr(runner, "_FNS", {})
+    return {(r.quantity, r.where): report.verdict(r) for r in sims.load(NAME).compare(ds)}
 
 
 @pytest.fixture(scope="module")
@@ -68,31 +62,28 @@ def test_unmutated_stand_in_holds_on_alignment_floor_and_flat_in_d(unmutated):
     assert unmutated[FLAT, "-"] == "holds", unmutated
 
 
-def test_skipping_stage1_violates_the_alignment(monkeypatch):
+def test_skipping_stage1_violates_the_alignment(monkeypatch, fresh_programs):
     def random_features(key, U, coefficients, width, tasks, length, noise, link_noise, init_gamma):
         k_init, _, _ = jax.random.split(key, 3)
         return model.init_features(k_init, width, U.shape[0], U.dtype, U)
 
-    _fresh_caches(monkeypatch)
     monkeypatch.setattr(model, "stage1", random_features)
     verdicts = _verdicts([16])
     assert verdicts[ALIGNMENT, "dim=16"] == "VIOLATED", verdicts
 
 
-def test_floor_fitted_on_random_features_violates_the_floor_bound(monkeypatch):
+def test_floor_fitted_on_random_features_violates_the_floor_bound(monkeypatch, fresh_programs):
     floor = model.projection_floor
 
     def on_random_features(key, W, b, beta, link, noise, samples):
         rows = jax.random.normal(jax.random.key(0), W.shape, W.dtype)
         return floor(key, rows / jnp.linalg.norm(rows, axis=1, keepdims=True), b, beta, link, noise, samples)
 
-    _fresh_caches(monkeypatch)
     monkeypatch.setattr(model, "projection_floor", on_random_features)
     verdicts = _verdicts([16])
     assert verdicts[ABOVE_FLOOR, "dim=16"] == "VIOLATED", verdicts
 
 
-def test_pretraining_held_fixed_in_d_violates_flat_in_d(monkeypatch):
-    _fresh_caches(monkeypatch)
+def test_pretraining_held_fixed_in_d_violates_flat_in_d(monkeypatch, fresh_programs):
     verdicts = _verdicts(tasks_stage1=5000)
     assert verdicts[FLAT, "-"] == "VIOLATED", verdicts

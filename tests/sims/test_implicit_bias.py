@@ -197,6 +197,14 @@ def test_momentum_versions_close_their_own_norm_gap(optimizer, own):
     assert _at(ds, f"gap_{own}", 5000) < _at(ds, f"gap_{own}", 200) / 2
 
 
+@pytest.mark.parametrize("optimizer", ["signum", "momentum_ngd", "muon", "adam"])
+def test_a_zero_momentum_held_in_log_space_is_not_divergence(optimizer):
+    """The momentum's zero start is a log-scale of -inf in the optimizer state, by design: only W is watched, so a
+    run that stays finite reports nonfinite_step = -1 (it read 0 when the whole state was watched)."""
+    ds = sims.run("implicit_bias", optimizer=optimizer, steps=20, record_every=10, **RECIPE)
+    assert int(ds.nonfinite_step) == -1 and np.all(np.isfinite(ds.weights.values))
+
+
 @pytest.mark.parametrize("optimizer,p", [("lp", 3.0), ("schatten", 3.0)])
 def test_p_norm_descent_runs_and_increases_its_normalized_margin(optimizer, p):
     """No exact p-norm reference is solved for p = 3; steepest descent in any norm still drives the normalized margin

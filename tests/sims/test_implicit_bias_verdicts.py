@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import pytest
 
 import sims
-from dynamics import optimizers, report, runner
+from dynamics import optimizers, report
 from sims.implicit_bias import model
 
 NAME, PRESET = "implicit_bias", "figures"
@@ -37,13 +37,6 @@ def _verdicts(grid=None) -> dict:
 @pytest.fixture(scope="module")
 def unmutated():
     return _verdicts()
-
-
-@pytest.fixture
-def fresh_programs():
-    runner.clear_caches()
-    yield
-    runner.clear_caches()
 
 
 def naive_softmax_gradient(config, W_kd, x_nd, y_n):

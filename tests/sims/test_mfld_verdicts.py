@@ -12,14 +12,14 @@ unmutated rows see errors of 1.4% (loss), 0.4% (objective), 4.6% (model error), 
 * the L2 gradient halved (lambda' x instead of 2 lambda' x): the fluctuation variance doubles, m* moves (K = A +
   lambda' I), and the relaxation rate halves (2.01 -> 1.0).
 
-Compiled programs are cached by sim name and argument shapes (`dynamics.compile`, `dynamics.runner`), so a mutated run
-starts from empty caches, or it would reuse the unmutated program.
+Compiled programs are cached by the sim's functions and argument shapes, and a mutation patches a function the sim
+calls while it is traced, so a mutated run starts and ends with `runner.clear_caches()`: else it would reuse the
+unmutated program, or leave its own for later tests.
 """
 
 import pytest
 
 import sims
-from dynamics import compile as compile_lib
 from dynamics import langevin, report, runner
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ STATIONARY = ("loss", "objective", "model_error", "particle_variance")
 def _verdicts() -> dict:
     """quantity -> printed verdict of every row of the preset at its default plan (one grid point)."""
     ds = sims.sweep(NAME, *sims.preset_plan(NAME, PRESET), preset=PRESET)
-    return {r.quantity: report.verdict(r) for r in sims.load(NAME).report.compare(ds)}
+    return {r.quantity: report.verdict(r) for r in sims.load(NAME).compare(ds)}
 
 
 @pytest.fixture(scope="module")
@@ -40,10 +40,12 @@ def unmutated():
 
 
 def _mutated(mp, module, name, replacement) -> dict:
-    mp.setattr(compile_lib, "_CACHE", {})
-    mp.setattr(runner, "_FNS", {})
+    runner.clear_caches()
     mp.setattr(module, name, replacement)
-    return _verdicts()
+    try:
+        return _verdicts()
+    finally:
+        runner.clear_caches()
 
 
 def test_unmutated_linear_oracle_agrees_on_every_row(unmutated):

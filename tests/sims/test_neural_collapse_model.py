@@ -1,5 +1,5 @@
-"""neural_collapse's loss, gradient and collapse metrics (sims/neural_collapse/model.py) against hand derivations (theory
-note, "Loss and model" and "Metrics").
+"""neural_collapse's loss, gradient and collapse metrics (sims/neural_collapse/model.py) against hand derivations
+(theory note, "Loss and model" and "Metrics").
 
 Tolerances are float64 round-off, eps = 2.2e-16, scaled by how the computation amplifies it: a softmax of
 similarities S = H^T H / tau with |S| <= 1/tau loses about eps (|S| + log N) <= eps (2/tau + log N) relative accuracy

@@ -147,12 +147,12 @@ def test_one_xor_step_at_eta_m_multiplies_each_neuron_by_i_plus_2a_c(second_laye
     # logistic loss is w_j <- (I + 2 a_j C_hat) w_j with C_hat = mean_i |l'(y_i f_i)| y_i x_i x_i^T, exactly.
     cfg = Config(task="xor", activation="quadratic", second_layer=second_layer, dim=6, samples=32, width=4, lr=0.0,
                  replicas=0, test_samples=8, steps=1, record_every=1)
-    state = sim.init(cfg, jax.random.key(6))
-    after = sim.step(cfg, state, jax.random.key(7))
-    W, v = state.w0["first"], state.w0["out"]
+    context = sim.setup(cfg, jax.random.key(6))
+    after = sim.step(cfg, context, sim.init(cfg, context, jax.random.key(6)), jax.random.key(7))
+    W, v = context.w0["first"], context.w0["out"]
     a = np.sign(v) if second_layer == "sign" else v
-    X, y = state.data.X, state.data.y
-    f = model.xor_forward(state.w0, X, second_layer)
+    X, y = context.data.X, context.data.y
+    f = model.xor_forward(context.w0, X, second_layer)
     weight = jax.nn.sigmoid(-y * f)  # |l'(u)| = 1 / (1 + e^u)
     C = (X * (weight * y)[:, None]).T @ X / X.shape[0]
     expected = np.stack([(np.eye(6) + 2 * a[j] * C) @ W[j] for j in range(4)])

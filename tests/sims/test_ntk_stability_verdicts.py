@@ -13,8 +13,8 @@ Stand-ins, to keep CI short (each states what it keeps of its preset):
   the inputs, which the step size, the training and the margin do not change;
 - xor: its data, net, steps and default seeds at d = 64 only (the ladder's other dimensions compile one program
   each, 7-13 s, and are slower at d >= 512).
-Compiled programs are cached by sim name and argument shapes (`dynamics.compile`, `dynamics.runner`), so a mutated
-run must start from empty caches, or it would reuse the unmutated program.
+Compiled programs are cached by the sim's functions and argument shapes, so a run with a patched function starts and
+ends with empty caches (the `fresh_programs` fixture), or it would reuse the unmutated program.
 """
 
 import math
@@ -23,8 +23,7 @@ import jax
 import pytest
 
 import sims
-from dynamics import compile as compile_lib
-from dynamics import report, runner
+from dynamics import report
 from sims.ntk_stability import model
 
 NAME = "ntk_stability"
@@ -38,7 +37,7 @@ def _verdicts(preset: str, grid: dict, **params) -> dict:
     """quantity -> printed verdict for every row with a verdict (one grid point: quantities are unique)."""
     _, seeds = sims.preset_plan(NAME, preset)
     ds = sims.sweep(NAME, grid, seeds, preset=preset, **params)
-    return {r.quantity: report.verdict(r) for r in sims.load(NAME).report.compare(ds) if r.relation != "~"}
+    return {r.quantity: report.verdict(r) for r in sims.load(NAME).compare(ds) if r.relation != "~"}
 
 
 @pytest.fixture(scope="module")
@@ -49,12 +48,6 @@ def figure1_init():
 @pytest.fixture(scope="module")
 def xor_at_64():
     return _verdicts("xor", {"dim": [XOR_DIM]})
-
-
-@pytest.fixture
-def fresh_programs(monkeypatch):
-    monkeypatch.setattr(compile_lib, "_CACHE", {})
-    monkeypatch.setattr(runner, "_FNS", {})
 
 
 def forward_without_hidden_scaling(params, X, activation):
@@ -91,9 +84,9 @@ def test_unmutated_xor_reaches_100_percent_by_ceil_log_d_on_every_seed(xor_at_64
 
 
 @pytest.mark.slow
-def test_xor_init_without_fan_in_scaling_violates_100_percent_by_ceil_log_d(xor_at_64, fresh_programs):
+def test_xor_init_without_fan_in_scaling_violates_100_percent_by_ceil_log_d(xor_at_64):
     """The review's bug: w_j ~ N(0, I_d) on the hypercube (`xor_init=unit`, the code before the fan-in init; the
-    same as dropping sim.init's 1/sqrt(d)). Outputs start O(d/sqrt(m)), l' saturates, and most seeds plateau below
+    same as dropping sim.setup's 1/sqrt(d)). Outputs start O(d/sqrt(m)), l' saturates, and most seeds plateau below
     100%: measured 1 of 8 seeds at 100% by step 5 (steps 4, 10 and never on six seeds), a fraction 0.32 beyond its
     tolerance below 1 (99% comes in 3-5 steps: the bug shows only at 100%)."""
     mutated = _verdicts("xor", {"dim": [XOR_DIM]}, xor_init="unit")
