@@ -39,17 +39,26 @@ __all__ = ["ENTRY_POINTS", "registry", "names", "load", "make_config", "preset_p
 ENTRY_POINTS = "training_dynamics_sim.sims"
 
 
+def _builtin() -> list[str]:
+    return [m.name for m in pkgutil.iter_modules(__path__) if m.ispkg]
+
+
+def _entry_points() -> dict[str, str]:
+    return {ep.name: ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)}
+
+
+def _import(path: str) -> Simulator | None:
+    sim = getattr(importlib.import_module(path), "SIMULATOR", None)
+    return sim if isinstance(sim, Simulator) else None
+
+
 @functools.cache
 def registry() -> dict[str, Simulator]:
-    """{name: Simulator} of the built-in sims and of every installed package's entry points."""
+    """{name: Simulator} of the built-in sims and of every installed package's entry points (imports them all)."""
     found: dict[str, Simulator] = {}
-    only = os.environ.get("TDS_ONLY")  # during development: import only these built-in sims (comma-separated)
-    modules = [f"sims.{m.name}" for m in pkgutil.iter_modules(__path__)
-               if m.ispkg and (not only or m.name in only.split(","))]
-    modules += [ep.value for ep in importlib.metadata.entry_points(group=ENTRY_POINTS)]
-    for path in modules:
-        sim = getattr(importlib.import_module(path), "SIMULATOR", None)
-        if isinstance(sim, Simulator):
+    for path in [f"sims.{m}" for m in _builtin()] + list(_entry_points().values()):
+        sim = _import(path)
+        if sim is not None:
             if sim.name in found and found[sim.name] is not sim:
                 raise RuntimeError(f"two simulators are named {sim.name!r} ({path} and another)")
             found[sim.name] = sim
@@ -60,12 +69,16 @@ def names() -> tuple[str, ...]:
     return tuple(registry())
 
 
+@functools.cache
 def load(name: str) -> Simulator:
-    """The registered sim `name`."""
-    sims = registry()
-    if name not in sims:
-        raise config_lib.ConfigError(f"--sim={name}: unknown simulator; allowed: {', '.join(sims)}")
-    return sims[name]
+    """The registered sim `name`, importing only its own package (a built-in one, or the entry point of that name)."""
+    path = f"sims.{name}" if name in _builtin() else _entry_points().get(name)
+    sim = _import(path) if path else None
+    if sim is None or sim.name != name:
+        sim = registry().get(name)  # an entry point named otherwise than its sim
+    if sim is None:
+        raise config_lib.ConfigError(f"--sim={name}: unknown simulator; allowed: {', '.join(registry())}")
+    return sim
 
 
 def make_config(name: str, preset: str | None = None, **params):
