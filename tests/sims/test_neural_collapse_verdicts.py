@@ -28,7 +28,6 @@ import jax.numpy as jnp
 import pytest
 
 import sims
-from dynamics import compile as compile_lib
 from dynamics import manifold, report, runner
 from sims.neural_collapse import model
 
@@ -46,18 +45,20 @@ def run_preset(preset, grid=None):
 
 def verdicts(ds, where=""):
     """(quantity, where, verdict) of every printed row whose `where` contains `where`."""
-    return [(r.quantity, r.where, report.verdict(r)) for r in sims.load(NAME).report.compare(ds) if where in r.where]
+    return [(r.quantity, r.where, report.verdict(r)) for r in sims.load(NAME).compare(ds) if where in r.where]
 
 
 def mutated_run(mutant, preset, grid=None, target=model, name="gradient"):
     """The preset run with `target.name` (default model.gradient) replaced by `mutant`. The compiled programs are
-    cached by sim and shapes (dynamics.compile, dynamics.runner), so both caches are emptied for the mutated run: it
-    must be traced again."""
+    cached by the sim's functions and shapes, so the caches are emptied before the mutated run (it must be traced
+    again) and after it (no later run may reuse the mutant)."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(compile_lib, "_CACHE", {})
-        mp.setattr(runner, "_FNS", {})
+        runner.clear_caches()
         mp.setattr(target, name, mutant)
-        return run_preset(preset, grid)
+        try:
+            return run_preset(preset, grid)
+        finally:
+            runner.clear_caches()
 
 
 def anchor_is_own_positive(H, labels, temperature):
