@@ -35,7 +35,8 @@ RECORDS = ("train_loss", "test_loss", "train_error", "test_error", "generalizati
 
 class Context(NamedTuple):
     """The run's constants: w0, the init (no replica axis); X (1+2R, n, d), y (1+2R, n), weights (1+2R, n): each
-    replica's training set; data: `data_lib.Data`."""
+    replica's training set, replica 0 being S itself; data: `data_lib.Data` without its X and y (they are X[0] and
+    y[0]: the training set is stored once, 0.5 GiB at d = 1024 in the XOR ladder)."""
     w0: dict
     X: jax.Array
     y: jax.Array
@@ -75,7 +76,7 @@ def setup(config: Config, key) -> Context:
     w0 = model.init_params(param_key, config.dim, config.width, config.depth, dtype)
     if config.task == "xor" and config.xor_init == "fan_in":  # w_j ~ N(0, I_d / d): w_j . x ~ N(0, 1) (data.py)
         w0 = dict(w0, first=w0["first"] / jnp.sqrt(jnp.asarray(config.dim, dtype)))
-    return Context(w0, *_replica_sets(d, config.replicas), d)
+    return Context(w0, *_replica_sets(d, config.replicas), d._replace(X=None, y=None))
 
 
 def init(config: Config, context: Context, key) -> State:
@@ -109,7 +110,7 @@ def step(config: Config, context: Context, state: State, key) -> State:
         return optax.apply_updates(params, updates), opt_state
 
     current = _replica(state.params, 0)
-    loss = model.risk(_net(config), current, context.data.X, context.data.y)
+    loss = model.risk(_net(config), current, context.X[0], context.y[0])
     params, opt_state = jax.vmap(one)(state.params, state.opt, context.X, context.y, context.weights)
     return state._replace(params=params, opt=opt_state, loss_sum=state.loss_sum + loss)
 
@@ -127,8 +128,9 @@ def record(config: Config, context: Context, state: State) -> dict[str, jax.Arra
     F - F_hat, distance ||w_t - w_0||; and, from the replicas, model stability mean_i ||w_t(S) - w_t(S^(i))|| and
     the gap estimate mean_i l(w_t(S^(i)); z_i) - l(w_t(S); z_i), replace-one and delete-one (NaN without them)."""
     d, net, R = context.data, _net(config), config.replicas
+    X, y = context.X[0], context.y[0]
     w = _replica(state.params, 0)
-    margins_train = d.y * net(w, d.X)
+    margins_train = y * net(w, X)
     margins_test = d.y_test * net(w, d.X_test)
     train, test = jnp.mean(model.logistic(margins_train)), jnp.mean(model.logistic(margins_test))
     out = dict(train_loss=train, test_loss=test, train_error=jnp.mean(margins_train <= 0),
@@ -140,7 +142,7 @@ def record(config: Config, context: Context, state: State) -> dict[str, jax.Arra
     flat = jax.vmap(model.flatten)(state.params)
     spread = jnp.linalg.norm(flat[1:] - flat[0], axis=1)
     # l(w_r; z_i) at the replaced point z_i = X[i] for every replica r, i < R: (1+2R, R).
-    X_i, y_i = d.X[:R], d.y[:R]
+    X_i, y_i = X[:R], y[:R]
     loss_at = jax.vmap(lambda p: model.logistic(y_i * net(p, X_i)))(state.params)
     diag = jnp.arange(R)
     out.update(stability_replace=jnp.mean(spread[:R]), stability_delete=jnp.mean(spread[R:]),
@@ -155,22 +157,23 @@ def final(config: Config, context: Context, state: State) -> dict[str, jax.Array
     w* = w_0 + (log T / gamma) u* with F_hat(w*), the average-iterate training loss and the bound's terms:
     theory_train_bound = F_hat(w*) + ||w* - w_0||^2 / (eta T) and rho^2 / (eta T), rho^2 / n at rho = ||w_T - w_0||;
     ntk_margin_converged says whether both margin programs met their optimality conditions."""
-    d, net, T, eta, w0 = context.data, _net(config), config.steps, config.step_size(), context.w0
-    dtype = d.X.dtype
+    net, T, eta, w0 = _net(config), config.steps, config.step_size(), context.w0
+    X, y = context.X[0], context.y[0]
+    dtype = X.dtype
     w = _replica(state.params, 0)
-    out = dict(average_train_loss=state.loss_sum / T, final_train_loss=model.risk(net, w, d.X, d.y))
+    out = dict(average_train_loss=state.loss_sum / T, final_train_loss=model.risk(net, w, X, y))
     rho_sq = _distance(w, w0) ** 2
     out.update(bound_optimization=rho_sq / (eta * T), bound_stability=rho_sq / config.train_samples())
     if config.task != "xor":
-        K = model.ntk_gram(net, w0, d.X)
-        m = margin_lib.ntk_margin(K, d.y, config.margin_iterations)
-        u = model.vjp_direction(net, w0, d.X, m.weights * d.y)
+        K = model.ntk_gram(net, w0, X)
+        m = margin_lib.ntk_margin(K, y, config.margin_iterations)
+        u = model.vjp_direction(net, w0, X, m.weights * y)
         u = jax.tree_util.tree_map(lambda x: x / m.gamma, u)
         radius = jnp.log(jnp.asarray(T, dtype)) / m.gamma
         w_star = jax.tree_util.tree_map(lambda a, b: a + radius * b, w0, u)
-        attained = jnp.min(d.y * jax.jvp(lambda p: net(p, d.X), (w0,), (u,))[1])
-        reference = model.risk(net, w_star, d.X, d.y)
-        out.update(inputs=d.X, labels=d.y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual,
+        attained = jnp.min(y * jax.jvp(lambda p: net(p, X), (w0,), (u,))[1])
+        reference = model.risk(net, w_star, X, y)
+        out.update(inputs=X, labels=y, ntk_gram=K, ntk_margin=m.gamma, ntk_margin_dual=m.gamma_dual,
                    ntk_margin_converged=m.converged, ntk_weights=m.weights,
                    ntk_dual=m.dual, ntk_direction=model.flatten(u), ntk_margin_attained=attained,
                    reference_radius=radius, reference_train_loss=reference,

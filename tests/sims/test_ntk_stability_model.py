@@ -151,7 +151,7 @@ def test_one_xor_step_at_eta_m_multiplies_each_neuron_by_i_plus_2a_c(second_laye
     after = sim.step(cfg, context, sim.init(cfg, context, jax.random.key(6)), jax.random.key(7))
     W, v = context.w0["first"], context.w0["out"]
     a = np.sign(v) if second_layer == "sign" else v
-    X, y = context.data.X, context.data.y
+    X, y = context.X[0], context.y[0]
     f = model.xor_forward(context.w0, X, second_layer)
     weight = jax.nn.sigmoid(-y * f)  # |l'(u)| = 1 / (1 + e^u)
     C = (X * (weight * y)[:, None]).T @ X / X.shape[0]
