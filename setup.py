@@ -27,6 +27,8 @@ setup(
         "matplotlib>=3.8",
         # The exact max-margin references of implicit_bias: the spectral margin is an SDP, the SVM a QP (Clarabel).
         "cvxpy>=1.5",
+        # rft_vanishing_gradients' `digits` preset: scikit-learn's bundled 8x8 digits (no download); imported lazily.
+        "scikit-learn>=1.3",
     ],
     extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "ruff>=0.5"]},
 )

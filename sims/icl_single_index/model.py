@@ -22,6 +22,7 @@ the in-context error's limit as N* -> infinity with Gamma -> E[phi phi^T]^-1.
 from __future__ import annotations
 
 import jax
+import jax.scipy.linalg
 import jax.numpy as jnp
 
 from dynamics.langevin import gaussian
@@ -129,6 +130,9 @@ def projection_floor(key, W, b, beta, link, noise, samples: int) -> jax.Array:
         return features(W, b, x), y
 
     phi, y = draw(k_fit)
-    a = jnp.linalg.lstsq(phi, y)[0]
+    # Normal equations by Cholesky, not lstsq's SVD: 15x faster batched on CPU, equal to 4e-16 in float64 on these
+    # well-conditioned (samples >> m) features; in float32 the coefficients' error ~ cond^2 eps enters the risk only
+    # at second order (the risk is stationary at the least-squares fit).
+    a = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(phi.T @ phi), phi.T @ y)
     phi, y = draw(k_eval)
     return jnp.mean((y - phi @ a) ** 2)
