@@ -142,8 +142,9 @@ def test_build_rejects_out_of_range_values(params, needle):
 
 
 def test_build_runs_the_configs_cross_field_check():
-    with pytest.raises(ConfigError, match=r"^--record_every=30: must divide --steps=100$"):
-        config_lib.build(Config, steps="100", record_every="30")
+    # mfld's check(): the tanh2d neuron takes scalar inputs (each field alone is in range).
+    with pytest.raises(ConfigError, match=r"^--dim=8: model=tanh2d has scalar inputs; must be 1$"):
+        config_lib.build(Config, model="tanh2d", dim="8")
 
 
 def test_validate_rejects_a_config_constructed_out_of_range():

@@ -17,9 +17,9 @@ def depth_lr():
 
 
 def test_depth_and_step_size_sweep_compiles_once_per_depth(depth_lr):
-    # Each depth is one static group of three programs (start, advance, finish); lr and the seeds are traced and
+    # Each depth is one static group of four programs (setup, start, advance, finish); lr and the seeds are traced and
     # add none.
-    assert depth_lr.attrs["compilations"] == 3 * 2
+    assert depth_lr.attrs["compilations"] == 4 * 2
     assert depth_lr.train_loss.dims == ("depth", "lr", "seed", "step")
 
 

@@ -27,7 +27,8 @@ def test_doubled_noise_variance_differs(monkeypatch):
     monkeypatch.setattr(sim, "step", lambda config, context, x, key: (1 - config.lr * config.stiffness) * x
                         + (4 * config.temperature * config.lr) ** 0.5 * __import__("jax").random.normal(key, x.shape))
     mutated = sim.SIMULATOR._replace(step=sim.step)
-    monkeypatch.setitem(sims.registry(), "ou", mutated)
+    load = sims.load
+    monkeypatch.setattr(sims, "load", lambda name: mutated if name == "ou" else load(name))
     ds = sims.sweep("ou", {}, 64)
     (row,) = mutated.compare(ds)
     assert report.verdict(row) == "DIFFERS"
