@@ -1,4 +1,6 @@
-"""`run.py`, the command line, in a subprocess: bad input, one end-to-end run, a diverging run and `--help`.
+"""`run.py`, the command line, as a process: bad input, one end-to-end run, a diverging run and `--help`. Each
+invocation is a child forked from a zygote that has imported the libraries and the simulators once
+(tests/zygote.py): `python run.py ...` with its own stdout, stderr and exit status, without 4 s of imports each.
 
 The contract (run.py's docstring): bad input gets exactly one line on stderr naming the parameter, the value and what
 is allowed, exit status 2, no traceback and no files; a finished run exits 0; a diverged run exits 1 with the records
@@ -9,11 +11,12 @@ import json
 import os
 import re
 import subprocess
-import sys
 
 import numpy as np
 import pytest
 import xarray as xr
+
+from tests.zygote import Zygote
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -23,8 +26,13 @@ def known_bug(reason: str):
     return pytest.mark.xfail(strict=True, raises=AssertionError, reason=reason)
 
 
+_ZYGOTE = []
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "run.py", *args], cwd=REPO, capture_output=True, text=True, timeout=600)
+    if not _ZYGOTE:  # one per test process (xdist worker), started on first use; it ends with the worker
+        _ZYGOTE.append(Zygote(["absl.app", "matplotlib.pyplot", "sims:registry"], REPO))
+    return _ZYGOTE[0].run(["run.py", *args])
 
 
 # --- bad input ------------------------------------------------------------------------------------------------------
