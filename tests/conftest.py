@@ -3,12 +3,20 @@ be switched on before any JAX computation. Float32 behaviour is covered through 
 
 from dynamics import xla_flags  # noqa: F401  (XLA_FLAGS before JAX's CPU backend exists)
 
+import os
+import tempfile
+
 import jax
 import pytest
 
-from dynamics import runner
+from dynamics import devices, runner
 
 jax.config.update("jax_enable_x64", True)
+# One persistent compilation cache for the whole session, shared by the xdist workers (they inherit the variable set
+# here by the controller): a program that several test files compile, or that a test recompiles after a mutation
+# test cleared the in-memory caches, is loaded instead. A mutant is another program (its own cache key).
+devices.enable_compilation_cache(os.environ.setdefault("TDS_TEST_COMPILATION_CACHE",
+                                                       tempfile.mkdtemp(prefix="tds-test-xla-cache-")))
 
 
 @pytest.fixture
