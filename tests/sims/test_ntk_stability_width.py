@@ -75,8 +75,8 @@ def test_reference_point_fits_the_training_set_only_at_large_width(separable):
     # gamma and w* - w_0 = (log T / gamma) u*), so F_hat(w*) <= mean_i e^(-y_i Phi_0(x_i)) / T. At init
     # Phi_0 ~ N(0, s^2) with s^2 = E softplus(z)^2 ~ 0.5 (z ~ N(0, 1/d), ||x|| = 1), so E e^(-y Phi_0) = e^(s^2/2)
     # ~ 1.3 and the bound is ~0.0064 at T = 200; 0.02 allows three times that for the mean over n = 50 samples and
-    # the linearization's remainder. Measured max over 16 of these draws: 0.011 at m = 256 and 1024, 0.25 at m = 16, where
-    # the linearization fails on some draws: the bound's width condition.
+    # the linearization's remainder. Measured max over 16 of these draws: 0.011 at m = 256 and 1024, 0.25 at m = 16,
+    # where the linearization fails on some draws: the bound's width condition.
     ref = separable.reference_train_loss
     assert float(ref.sel(width=[256, 1024]).max()) <= 0.02
     assert float(ref.sel(width=16).max()) > 0.02
