@@ -66,11 +66,13 @@ DEVICE_ULPS = 64  # the guarantee across device counts (module docstring)
 
 
 @pytest.mark.parametrize("devices", [2, 4])
+@pytest.mark.slow
 def test_sweep_on_more_devices_agrees_to_a_few_ulp(one_device, tmp_path, devices):
     _run([*SWEEP, f"--out={tmp_path}"], devices)
     _assert_identical(xr.load_dataset(tmp_path / "results.nc"), one_device, ulps=DEVICE_ULPS)
 
 
+@pytest.mark.slow
 def test_ulp_tolerance_sees_another_seed(one_device, tmp_path):
     """The tolerance has power: the same sweep from seed 1 instead of 0 fails it in every field."""
     _run([*SWEEP, "--seed=1", f"--out={tmp_path}"])
@@ -80,6 +82,7 @@ def test_ulp_tolerance_sees_another_seed(one_device, tmp_path):
             _assert_identical(other[[name]], one_device[[name]], ulps=DEVICE_ULPS, fields=(name,))
 
 
+@pytest.mark.slow
 def test_sweep_on_two_processes_gives_identical_arrays(one_device, tmp_path):
     """Two processes on loopback, 2 CPU devices each, one jax.distributed sweep; only process 0 writes."""
     with socket.socket() as s:
@@ -102,6 +105,7 @@ def unchunked():
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 3, 9])
+@pytest.mark.slow
 def test_chunked_sweep_equals_unchunked(unchunked, chunk):
     chunked = sims.sweep("mfld", {"temperature": [0.05, 0.1, 0.2]}, 3, chunk=chunk, **PARAMS)
     _assert_identical(chunked, unchunked, ulps=64 if chunk < 3 else 0)
@@ -115,6 +119,7 @@ def test_oversized_sweep_is_refused_with_one_line_before_compiling(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_uninterrupted_result_without_redoing_finished_groups(tmp_path):
     """Three static groups; the run is killed (SIGKILL) once group 0 is finished and group 1 has a mid-scan carry
     checkpoint. The resumed run loads group 0, continues group 1 from its carry, and must equal a run that was

@@ -30,12 +30,14 @@ def grid_run():
 @pytest.mark.parametrize("temperature", [0.05, 0.2])
 @pytest.mark.parametrize("particles", [4, 8])
 @pytest.mark.parametrize("seed", [0, 1])
+@pytest.mark.slow
 def test_sweep_member_equals_single_run(grid_run, temperature, particles, seed):
     single = sims.run("mfld", seed=seed, temperature=temperature, particles=particles, **SMALL)
     member = grid_run.sel(temperature=temperature, particles=particles, seed=seed)
     _assert_same(member.dropna("particle", how="all"), single)
 
 
+@pytest.mark.slow
 def test_sweep_dims_are_grid_order_then_seed_then_step(grid_run):
     assert grid_run.loss.dims == ("temperature", "particles", "seed", "step")
     np.testing.assert_array_equal(grid_run.step.values, [0, 10, 20, 30, 40])
@@ -55,6 +57,7 @@ def test_new_static_value_compiles_once_more():
     assert compile_lib.stats()["compiles"] == before + 4  # setup, start, advance, finish
 
 
+@pytest.mark.slow
 def test_adding_seeds_leaves_earlier_seeds_unchanged():
     two = sims.sweep("mfld", {}, 2, **SMALL)
     three = sims.sweep("mfld", {}, 3, **SMALL)

@@ -234,6 +234,7 @@ def test_poly_kernel_learns_degree2_task_at_large_n_only(he2_tasks):
     assert small > 0.5, small
 
 
+@pytest.mark.slow
 def test_two_layer_gd_beats_mean_and_linear_ridge():
     """Default link (He_1 + He_2/sqrt 2)/sqrt 2 (Q = 1), N = 128, d = 16, the net's default hyperparameters. The
     prompt mean has error ~ 1 + noise^2, linear ridge ~ 0.5 + noise^2 + (d/N) 0.5 (it learns only the He_1 half);
@@ -266,6 +267,7 @@ def small_tasks():
     return x, y, x_query, jax.random.split(jax.random.key(8), 3)
 
 
+@pytest.mark.slow
 def test_vmap_over_tasks_equals_python_loop(small_tasks):
     """jit(vmap) over 3 tasks gives each task's unbatched result, for every learner. Batched and unbatched programs
     may order sums differently, so they agree to round-off: kappa eps per solve (kappa <= 1e6 N for the smallest

@@ -29,6 +29,7 @@ def _alignment(dim, link, seed=0, init_gamma=1.0):
 
 
 @pytest.mark.parametrize("dim", [16, 32])
+@pytest.mark.slow
 def test_stage1_aligns_features_with_the_subspace_for_information_exponent_1(dim):
     # The acceptance threshold 0.95 (a random neuron has sqrt(r/d) = 0.35 at d = 16, 0.25 at d = 32). Measured at this
     # budget over seeds 0-2: 0.978-0.985 at d = 16 and 0.964-0.973 at d = 32, seed-to-seed std < 0.01: the margin is
@@ -37,6 +38,7 @@ def test_stage1_aligns_features_with_the_subspace_for_information_exponent_1(dim
     assert alignment >= 0.95, alignment
 
 
+@pytest.mark.slow
 def test_information_exponent_2_aligns_clearly_worse_at_the_same_budget():
     # Q = 2 needs N_1 T_1 ~ d^5, not d: measured 0.52-0.65 at d = 16 against 0.98 for Q = 1 over three seeds. "Clearly
     # worse" is asserted as a gap of 0.15, several times the seed-to-seed spread of either (< 0.07).

@@ -19,6 +19,8 @@ import pytest
 from sims.icl_single_index import baselines, data
 from sims.icl_single_index import transformer as tr
 
+pytestmark = pytest.mark.slow  # a transformer trained on CPU
+
 EPS = np.finfo(np.float64).eps
 D, L, B = 3, 8, 4  # small shapes for the invariance tests: every jitted function below compiles once per module
 predict = jax.jit(tr.predict)

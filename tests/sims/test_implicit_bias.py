@@ -28,6 +28,7 @@ def methods():
     return ds.isel(seed=0)
 
 
+@pytest.mark.slow
 def test_dataset_carries_data_weights_series_and_optimal_margins(methods):
     for name in ("data_x", "data_y", "weights", "gap_max", "gap_fro", "gap_spectral", "correlation_max",
                  "theory_margin_max", "theory_margin_fro", "theory_margin_spectral"):
@@ -35,12 +36,14 @@ def test_dataset_carries_data_weights_series_and_optimal_margins(methods):
     assert methods.data_x.shape[-2:] == (500, 25) and methods.weights.shape[-2:] == (10, 25)
 
 
+@pytest.mark.slow
 def test_signgd_closes_the_max_norm_gap_to_one_percent_at_ten_thousand_steps(methods):
     """Note: gap 0.069 at 10^4 against gamma_max ~ 15.4, i.e. 0.45%."""
     ds = methods.sel(optimizer="signgd", lr_decay=0.5)
     assert _at(ds, "gap_max", 10000) / float(ds.theory_margin_max) < 0.01
 
 
+@pytest.mark.slow
 def test_signgd_max_norm_gap_falls_faster_than_t_to_the_minus_0_4(methods):
     """Theorem (a = 1/2): gap = O((log t + n)/sqrt t); the note measured 0.27 -> 0.069 over a decade (ratio 0.26,
     slope -0.6). The issue asks ratio < 0.35 and slope <= -0.4 over [10^3, 10^4]."""
@@ -52,6 +55,7 @@ def test_signgd_max_norm_gap_falls_faster_than_t_to_the_minus_0_4(methods):
     assert slope <= -0.4, slope
 
 
+@pytest.mark.slow
 def test_signgd_with_decay_one_has_a_flat_log_log_gap(methods):
     """a = 1: the heuristic rate is n / log t, a log-log slope of about 0 (|slope| < 0.15 over a decade: log t
     changes by a factor 1.3 from 10^3 to 10^4, a slope of -0.12 at most)."""
@@ -62,6 +66,7 @@ def test_signgd_with_decay_one_has_a_flat_log_log_gap(methods):
     assert abs(slope) < 0.15, slope
 
 
+@pytest.mark.slow
 def test_ngd_closes_the_frobenius_gap_and_aligns_with_the_svm(methods):
     """Issue: Frobenius gap < 5% of gamma_2 at 2 * 10^4 steps and cosine with the SVM solution > 0.99."""
     ds = methods.sel(optimizer="ngd", lr_decay=0.5)
@@ -69,6 +74,7 @@ def test_ngd_closes_the_frobenius_gap_and_aligns_with_the_svm(methods):
     assert _at(ds, "correlation_fro", 20000) > 0.99
 
 
+@pytest.mark.slow
 def test_gd_frobenius_gap_falls_as_one_over_log_t(methods):
     """Soudry et al.: GD with a constant step reaches the SVM direction at rate 1/log t, so gap * log t stays
     within 20% of its mean over t in [10^2, 2 * 10^4] (a t^-0.1 rate would change it by 60% there)."""
@@ -81,6 +87,7 @@ def test_gd_frobenius_gap_falls_as_one_over_log_t(methods):
 
 
 @pytest.mark.parametrize("optimizer,own", [("signgd", "max"), ("ngd", "fro"), ("spectral", "spectral")])
+@pytest.mark.slow
 def test_each_method_closes_only_its_own_norm_gap(methods, optimizer, own):
     """Figure 1's content: over the last decade the own-norm gap falls by at least 2x; every other norm's gap
     changes by less than 25% (a plateau) and stays above the own gap's relative size."""
@@ -100,6 +107,7 @@ def adam_eps():
     return sims.run("implicit_bias", optimizer="adam", eps=1e-8, steps=100000, record_every=1000, **RECIPE)
 
 
+@pytest.mark.slow
 def test_adam_with_epsilon_turns_toward_the_frobenius_solution(adam_eps):
     """eps > 0: once sqrt(v) falls below eps Adam is GD-like, so over a long horizon the cosine with the SVM solution
     rises while the max-norm gap stalls (falls by under 10% over [10^4, 10^5]), unlike eps = 0 (whose max-norm gap

@@ -70,6 +70,7 @@ def test_balanced_features_collapse_within_class(balanced):
     np.testing.assert_array_less(final(balanced, "nc1"), 1e-10)
 
 
+@pytest.mark.slow
 def test_loss_gap_is_never_negative(balanced, tightness):
     # L* is the minimum over a superset of the UFM's feasible set: L - L* >= 0 up to the round-off of L (~1e-14).
     for ds in (balanced, tightness):
@@ -77,6 +78,7 @@ def test_loss_gap_is_never_negative(balanced, tightness):
 
 
 @pytest.mark.parametrize("dim", [3, 4, 40])
+@pytest.mark.slow
 def test_every_seed_reaches_the_relaxation_value_when_tight(tightness, dim):
     run = tightness.sel(dim=dim)
     np.testing.assert_array_less(np.abs(final(run, "loss") - run.theory_loss.values), 1e-7)
@@ -84,6 +86,7 @@ def test_every_seed_reaches_the_relaxation_value_when_tight(tightness, dim):
 
 
 @pytest.mark.parametrize("dim", [3, 4, 40])
+@pytest.mark.slow
 def test_full_gram_is_the_same_for_every_seed_when_tight(tightness, dim):
     H = tightness.features.sel(dim=dim).values  # (seed, feature, sample), NaN-padded beyond d
     grams = [h[:dim].T @ h[:dim] for h in H]
@@ -92,6 +95,7 @@ def test_full_gram_is_the_same_for_every_seed_when_tight(tightness, dim):
     np.testing.assert_allclose(grams[0], tightness.theory_gram.sel(dim=dim).values, atol=1e-7)
 
 
+@pytest.mark.slow
 def test_below_the_optimum_rank_final_losses_stay_above_the_optimum(tightness):
     run = tightness.sel(dim=2)
     loss = final(run, "loss")
@@ -104,6 +108,7 @@ def test_below_the_optimum_rank_final_losses_stay_above_the_optimum(tightness):
 
 
 @pytest.mark.parametrize("imbalance", [1, 3])
+@pytest.mark.slow
 def test_nonnegative_features_form_the_orthogonal_frame(imbalance):
     ds = sims.sweep("neural_collapse", {}, 2, classes=4, per_class=5, imbalance=imbalance, dim=10, temperature=0.5,
                     nonnegative=True, steps=2000, record_every=1000)
@@ -116,6 +121,7 @@ def test_nonnegative_features_form_the_orthogonal_frame(imbalance):
 
 
 @pytest.mark.parametrize("imbalance", [1, 3, 10])
+@pytest.mark.slow
 def test_step_cosines_match_the_reduced_program(step_sweep, imbalance):
     run = step_sweep.sel(imbalance=imbalance)
     opt = theory.step_program(2, 2, 5 * imbalance, 5, 0.5)
@@ -123,12 +129,14 @@ def test_step_cosines_match_the_reduced_program(step_sweep, imbalance):
         np.testing.assert_allclose(run[name].values, value, atol=1e-4, err_msg=name)
 
 
+@pytest.mark.slow
 def test_step_without_imbalance_is_the_etf(step_sweep):
     run = step_sweep.sel(imbalance=1)
     for name in ("alpha", "beta", "gamma"):
         np.testing.assert_allclose(run[name].values, -1 / 3, atol=1e-10, err_msg=name)
 
 
+@pytest.mark.slow
 def test_imbalance_pushes_majority_apart_and_pulls_minority_together(step_sweep):
     # The note's table: alpha falls and beta rises with R. Differences between R = 1, 3, 10 are >= 0.05 at tau = 0.5
     # (reduced program), far above the 1e-10 convergence error of each point.
@@ -142,6 +150,7 @@ def rows_at(ds, label):
     return [r for r in nc_report.compare(ds) if r.where.split()[0] == label]
 
 
+@pytest.mark.slow
 def test_report_below_the_optimum_rank_does_not_claim_tightness(tightness):
     # Regression: the report read the sweep's padded d (40) at every point, so d = 2 printed "the relaxation is
     # tight" and 11 false DIFFERS/VIOLATED. At d = 2 < rank G* = 3 it may claim only L > L* (spurious minima).
@@ -153,12 +162,14 @@ def test_report_below_the_optimum_rank_does_not_claim_tightness(tightness):
 
 
 @pytest.mark.parametrize("dim", [3, 4, 40])
+@pytest.mark.slow
 def test_report_agrees_on_every_row_when_tight(tightness, dim):
     rows = rows_at(tightness, f"dim={dim}")
     assert any("every init ends at L*" in r.source for r in rows)
     assert all(report.verdict(r) in ("agrees", "holds") for r in rows), [(r.quantity, report.verdict(r)) for r in rows]
 
 
+@pytest.mark.slow
 def test_report_reads_each_points_own_sample_count(step_sweep):
     # Regression: the padded N (110) set every point's factor rank and round-off. By hand, for N = 20, 40, 110:
     # p = min(N, max(k + 2, ceil(sqrt(2N)) + 1)) = 8, 10, 16, and the loss tolerance is 10 N eps max(1, L*).
@@ -170,6 +181,7 @@ def test_report_reads_each_points_own_sample_count(step_sweep):
                                [10 * N * eps * max(1.0, r.theory) for N, r in zip((20, 40, 110), losses)], rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_temperature_imbalance_seed_sweep_compiles_once_per_shape():
     # dim = 5 is used by no other test, so no earlier compilation can be reused: each imbalance value is one static
     # group of four programs (setup, start, advance, finish); the temperatures and seeds add none.

@@ -12,6 +12,8 @@ import pytest
 
 import sims
 
+pytestmark = pytest.mark.slow  # a 4-point n ladder x 32 draws x 17 replicas
+
 SEEDS = 32
 LADDER = [25, 50, 100, 200]
 # Full-batch GD, eta = 2, T = 100 on the default task: a 2-layer softplus net, m = 64, on a 2-class mixture in d = 10.

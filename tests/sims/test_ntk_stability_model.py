@@ -47,6 +47,7 @@ def margins(deep, gram):
     return jax.jit(margin.ntk_margin, static_argnums=2)(gram, y, ITERATIONS)
 
 
+@pytest.mark.slow
 def test_scan_over_layers_equals_an_explicit_layer_loop(deep):
     params, X, _ = deep
     H = jax.nn.gelu(X @ params["first"].T / np.sqrt(DIM))
@@ -142,6 +143,7 @@ def test_xor_labels_correlate_with_the_two_signal_coordinates_only():
 
 
 @pytest.mark.parametrize("second_layer", ["sign", "gaussian"])
+@pytest.mark.slow
 def test_one_xor_step_at_eta_m_multiplies_each_neuron_by_i_plus_2a_c(second_layer):
     # The theory note's mechanism: with f = (1/m) sum_j a_j (w_j . x)^2 and eta = m, a full-batch GD step on the
     # logistic loss is w_j <- (I + 2 a_j C_hat) w_j with C_hat = mean_i |l'(y_i f_i)| y_i x_i x_i^T, exactly.
@@ -170,6 +172,7 @@ def test_infinite_width_ntk_of_the_quadratic_net_is_its_closed_form():
     np.testing.assert_allclose(kernel.ntk(X, "quadratic", 1), expected, rtol=1e-12)
 
 
+@pytest.mark.slow
 def test_infinite_width_ntk_quadrature_has_converged():
     # Softplus and gelu are analytic: 32 Gauss-Hermite nodes per dimension against 64 agree to round-off.
     X = np.asarray(jax.random.normal(jax.random.key(9), (4, DIM)))

@@ -6,6 +6,8 @@ import pytest
 
 import sims
 
+pytestmark = pytest.mark.slow  # depth x step-size SGD sweeps
+
 # A gelu teacher task with SGD (b = 16 of n = 40) and 2 replicas of each kind; dim = 7 is used by no other test.
 SGD = dict(task="teacher", activation="gelu", dim=7, samples=40, width=16, batch=16, steps=20, record_every=10,
            replicas=2, test_samples=200)

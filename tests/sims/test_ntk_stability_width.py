@@ -12,6 +12,8 @@ import sims
 from dynamics.report import verdict
 from sims.ntk_stability import report
 
+pytestmark = pytest.mark.slow  # four widths x 32 draws
+
 WIDTHS = [16, 64, 256, 1024]
 # Both sweeps take the same 32 draws: the same shapes (n = 50, T = 200, no replicas; the rest is traced), so the
 # second compiles nothing.
