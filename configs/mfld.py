@@ -55,6 +55,9 @@ class Config:
     interpolation: float = param(1.0, "s of thermodynamic integration: the drift uses (1-s) dF0/dmu(mu*) + "
                                  "s dF0/dmu(rho); 1 is mean-field Langevin (s < 1 needs an oracle: linear or tanh2d, "
                                  "squared loss)", units="[0, 1]", traced=True, low=0.0, high=1.0)
+    particle_block: int = param(0, "B, particles per block of the tanh neuron's step and predictions: memory grows "
+                                "as B n instead of N n (0: automatic, N while N n <= 2^22, else 2^22 / n; same "
+                                "numbers to round-off)", units="count", low=0)
 
     def check(self) -> None:
         """Cross-field validation: raises ConfigError naming the offending parameter."""

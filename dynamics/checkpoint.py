@@ -51,6 +51,10 @@ class Checkpoints:
             os.makedirs(self.directory, exist_ok=True)
             files.write_json(plan, path)
 
+    def has_batch(self, group: int, chunk: int) -> bool:
+        """Whether a finished batch is saved (without reading it)."""
+        return self.directory is not None and os.path.exists(self._path(f"batch-{group}-{chunk}.npz"))
+
     def load_batch(self, group: int, chunk: int) -> tuple[dict, tuple] | None:
         """(outputs, record names) of a finished batch, or None."""
         if self.directory is None or not os.path.exists(self._path(f"batch-{group}-{chunk}.npz")):

@@ -21,7 +21,7 @@ from dynamics import devices as devices_lib
 from dynamics import trajectory
 from dynamics.checkpoint import Checkpoints
 
-__all__ = ["run_batch", "chunk_records", "member_bytes", "clear_caches"]
+__all__ = ["run_batch", "prefetch", "chunk_records", "member_bytes", "clear_caches"]
 
 
 def chunk_records(total: int, target_chunks: int = 20) -> int:
@@ -94,6 +94,40 @@ def _stack(configs):
     return jax.tree_util.tree_map(stack, *configs)
 
 
+def _inputs(spec, configs: list, seeds: list[int], devices):
+    """(program key, jitted functions, stacked config, keys, prepared) of a batch, on `devices`."""
+    # Keyed by the functions themselves, not the name: a sim redefined in a notebook (or mutated in a test) compiles
+    # anew instead of running the old program.
+    key = (spec.name, *spec.simulation, tuple(devices))
+    fns = _FNS[key] if key in _FNS else _FNS.setdefault(key, _fns(spec, devices))
+    cfg = devices_lib.put(_stack(configs), devices)
+    keys = devices_lib.put(jnp.stack([jax.random.key(s) for s in seeds]), devices)
+    prepared = (devices_lib.put(_stack([spec.prepare(c) for c in configs]), devices),) if spec.prepare else ()
+    return key, fns, cfg, keys, prepared
+
+
+def prefetch(spec, configs: list, seeds: list[int], devices) -> None:
+    """Starts compiling a batch's four programs in the background (`dynamics.compile.prefetch`), from the shapes of
+    its context and carry (`jax.eval_shape`), so that a sweep's static shapes compile side by side and while earlier
+    ones run. A sim with a host-side `prepare` (an LP, an SDP) is compiled when it runs instead: preparing twice
+    would cost more than it saves."""
+    if spec.prepare:
+        return
+    key, fns, cfg, keys, prepared = _inputs(spec, configs, seeds, devices)
+    shard = devices_lib.sharding(devices)
+    abstract = lambda tree: jax.tree_util.tree_map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=shard),
+                                                   tree)
+    context = abstract(jax.eval_shape(fns["setup"], cfg, keys))
+    carry = abstract(jax.eval_shape(fns["start"], cfg, context, keys)[0])
+    compile_lib.prefetch((*key, "setup"), fns["setup"], cfg, keys)
+    compile_lib.prefetch((*key, "start"), fns["start"], cfg, context, keys)
+    steps, every = configs[0].steps, configs[0].record_every
+    if steps // every:
+        chunk = chunk_records(steps // every)
+        compile_lib.prefetch((*key, "advance", chunk, every), fns["advance"](chunk, every), cfg, context, carry)
+    compile_lib.prefetch((*key, "finish"), fns["finish"], cfg, context, carry)
+
+
 def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool, devices,
               checkpoints: Checkpoints, batch: tuple[int, int], checkpoint_seconds: float = 60.0):
     """Runs `configs` (member i with key `jax.random.key(seeds[i])`) as one program.
@@ -101,18 +135,12 @@ def run_batch(spec, configs: list, seeds: list[int], *, label: str, quiet: bool,
     Returns numpy outputs with a leading member axis and the names of those that are records (axis 1 is `step`).
     Resumes from `checkpoints` when they hold this batch's carry.
     """
-    # Keyed by the functions themselves, not the name: a sim redefined in a notebook (or mutated in a test) compiles
-    # anew instead of running the old program.
-    key = (spec.name, *spec.simulation, tuple(devices))
-    fns = _FNS[key] if key in _FNS else _FNS.setdefault(key, _fns(spec, devices))
+    key, fns, cfg, keys, prepared = _inputs(spec, configs, seeds, devices)
     size = len(configs)
-    cfg = devices_lib.put(_stack(configs), devices)
-    keys = devices_lib.put(jnp.stack([jax.random.key(s) for s in seeds]), devices)
     steps, every = configs[0].steps, configs[0].record_every
     total = steps // every
     chunk = chunk_records(total) if total else 0
 
-    prepared = (devices_lib.put(_stack([spec.prepare(c) for c in configs]), devices),) if spec.prepare else ()
     # The context is built once per batch (and again on a resume: it is a function of config and key) and passed to
     # every chunk's program as an argument, never carried or checkpointed.
     context = compile_lib.compiled((*key, "setup"), fns["setup"], cfg, keys, *prepared)(cfg, keys, *prepared)

@@ -26,7 +26,7 @@ from dynamics import compile as compile_lib
 from dynamics import config as config_lib
 from dynamics import devices as devices_lib
 from dynamics.checkpoint import Checkpoints
-from dynamics.runner import member_bytes, run_batch
+from dynamics.runner import member_bytes, prefetch, run_batch
 from dynamics.simulator import Simulator, check_steps
 
 __all__ = ["Group", "plan", "run_groups", "members_config", "batch_size", "memory_limit"]
@@ -136,6 +136,11 @@ def run_groups(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int
     checkpoints.check_plan(dict(sim=spec.name, config=config_lib.to_dict(base), grid=grid, seeds=seeds,
                                 batches=sizes, precision=str(jax.dtypes.canonicalize_dtype(np.float64))), resume)
     say = (lambda msg: None) if quiet or not devices_lib.is_writer() else (lambda msg: print(msg, file=sys.stderr))
+    repeated = lambda configs: seeds * (len(configs) // len(seeds))
+    # Every group's first batch starts compiling now, side by side; each runs as soon as its programs are ready.
+    for g, ((_, configs), size) in enumerate(zip(plans, sizes)):
+        if not checkpoints.has_batch(g, 0):
+            prefetch(spec, configs[:size], repeated(configs)[:size], devices)
     groups = []
     for g, ((static, configs), size) in enumerate(zip(plans, sizes)):
         label = f"[group {g + 1}/{len(plans)}]" + "".join(f" {k}={v}" for k, v in static.items())
@@ -149,7 +154,7 @@ def run_groups(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int
             loaded = checkpoints.load_batch(g, b)
             if loaded is None:
                 batch_label = label + (f" batch {b + 1}/{count}" if count > 1 else "")
-                loaded = run_batch(spec, configs[members], (seeds * (len(configs) // len(seeds)))[members],
+                loaded = run_batch(spec, configs[members], repeated(configs)[members],
                                    label=batch_label, quiet=quiet, devices=devices, checkpoints=checkpoints,
                                    batch=(g, b), checkpoint_seconds=checkpoint_seconds)
                 checkpoints.save_batch(g, b, *loaded)

@@ -140,12 +140,15 @@ def final(config: Config, context: Context, particles: langevin.ParticleState) -
 
 
 def workspace(config: Config) -> int:
-    """Bytes of a step's and a record's temporaries: about four (M, N, n) activation arrays on the training data
-    (pre-activations, tanh, their pullback, the gradient's product) and one on the test data; for tanh2d, about
-    eight (grid, grid) tables of mu*'s quadrature (Newton's moments, the dual recorded at every record)."""
+    """Bytes of a step's and a record's temporaries: about four (M, B, n) activation arrays on the training data
+    (pre-activations, tanh, their pullback, the gradient's product) and one on the test data, with B particles per
+    block (`model.particle_block`: N unless the tanh neuron is blocked); for tanh2d, about eight (grid, grid) tables
+    of mu*'s quadrature (Newton's moments, the dual recorded at every record)."""
     itemsize = jnp.dtype(jnp.result_type(float)).itemsize
     quadrature = 8 * theory.GRID_POINTS ** 2 if config.model == "tanh2d" else 0
-    return itemsize * (4 * config.ensemble * config.particles * (config.samples + config.test_samples) + quadrature)
+    train = 4 * model.particle_block(config, config.samples) * config.samples
+    test = 4 * model.particle_block(config, config.test_samples) * config.test_samples
+    return itemsize * (config.ensemble * (train + test) + quadrature)
 
 
 OUTPUTS = {

@@ -162,3 +162,16 @@ def test_write_json_writes_a_parseable_file_and_no_temp_file(tmp_path):
     export.write_json({"config": {"particles": 4}, "devices": ["cpu:0"]}, str(path))
     assert json.loads(path.read_text()) == {"config": {"particles": 4}, "devices": ["cpu:0"]}
     assert os.listdir(tmp_path) == ["config.json"]
+
+
+@pytest.mark.parametrize("grid", [{"width": [3, 5, 1]}, {"width": [4, 2], "decay": [0.2, 0.7]}])
+def test_merging_disjoint_groups_equals_xarrays_outer_merge(grid):
+    """Groups of different shapes (the context's width) with a traced axis beside them: the preallocated
+    merge gives exactly xr.merge's outer join (values, NaN padding, dtypes, coordinate order)."""
+    from dynamics import sweep
+    from tests.dynamics import toy
+
+    groups = sweep.run_groups(toy.SIMULATOR, toy.Config(), grid, [0, 1], quiet=True)
+    parts = [export._group_dataset(toy.SIMULATOR, g, 5) for g in groups]
+    expected = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
+    xr.testing.assert_identical(export.merge_disjoint(parts), expected)
