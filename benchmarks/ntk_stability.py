@@ -9,6 +9,8 @@ nearby runs):
    hand). Checked first: after 50 steps both give parameters that agree to 1e-10.
 2. A 16-seed run (the steps, records and the NTK margin of each seed): one jitted `vmap` over the seeds, the way a
    sweep runs them, against a Python loop of 16 calls of the compiled single-seed program.
+3. Cold compile seconds of the default run's programs (`python run.py --sim=ntk_stability`: its ladder n = 50 ... 400,
+   four programs per n), run first, as the engine compiles them (here in float64), beside their run seconds.
 
 Compile seconds are reported apart; the best of 3 timed calls is reported.
 """
@@ -66,6 +68,8 @@ def best(fn) -> float:
 
 def main() -> None:
     argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()  # --help; no options
+    default = sims.load("ntk_stability").scaling_grid(sims.make_config("ntk_stability"))
+    ladder = sims.sweep("ntk_stability", default, 1)
     config = sims.make_config("ntk_stability", steps=STEPS, record_every=STEPS, **PROBLEM)
     context = sim.setup(config, jax.random.key(0))
     state = sim.init(config, context, jax.random.key(0))
@@ -107,6 +111,8 @@ def main() -> None:
           f"{STEPS / reference:,.0f} steps/s; engine / NumPy = {reference / engine:.1f}x")
     print(f"{SEEDS} seeds, each {STEPS} steps with records and the NTK margin: vmapped {vmapped:.2f}s, loop of "
           f"{SEEDS} compiled calls {loop:.2f}s; loop / vmapped = {loop / vmapped:.1f}x (compile {compile_sweep:.1f}s)")
+    print(f"default run (ladder {default}, 1 seed): cold compile {ladder.attrs['compile_seconds']:.1f}s in "
+          f"{ladder.attrs['compilations']} programs, run {ladder.attrs['run_seconds']:.1f}s")
 
 
 if __name__ == "__main__":

@@ -58,29 +58,50 @@ class Data(NamedTuple):
 
 def draw(config, task_key, key, n: int, dtype):
     """n samples (X (n, d), y (n,)); `task_key` fixes the task (the teacher net) across draws."""
+    return _draw(config, _teacher(config, task_key, dtype), jax.random.split(key, 3), n, dtype)
+
+
+def _teacher(config, task_key, dtype):
+    if config.task != "teacher":
+        return None
+    return model.init_params(task_key, config.dim, TEACHER_WIDTH, TEACHER_DEPTH, dtype)
+
+
+def _draw(config, teacher, keys, n: int, dtype):
+    """`draw` from the keys (k_x, k_y, k_flip) = split(key, 3) and the teacher net (None but for task teacher)."""
     d = config.dim
-    k_x, k_y, k_flip = jax.random.split(key, 3)
+    k_x, k_y, k_flip = keys
     if config.task == "xor":
-        X = jnp.where(jax.random.bernoulli(k_x, 0.5, (n, d)), 1.0, -1.0).astype(dtype)
+        X = jnp.where(model.bernoulli(k_x, 0.5, (n, d)), 1.0, -1.0).astype(dtype)
         return X, X[:, 0] * X[:, 1]
-    z = jax.random.normal(k_x, (n, d), dtype)
+    if config.task == "teacher":
+        # The flat draw gives the same z, but XLA then fuses it into the normalization below and rounds the norm
+        # differently (by an ulp): the teacher keeps the 2-D draw, so that its results stay bit for bit.
+        z = jax.random.normal(k_x, (n, d), dtype)
+    else:
+        z = model.normal(k_x, (n, d), dtype)
     if config.task == "mixture":
-        y = jnp.where(jax.random.bernoulli(k_y, 0.5, (n,)), 1.0, -1.0).astype(dtype)
+        # Both coin flips in one vmapped draw (one hash in the program, not two): the same numbers.
+        p = jnp.stack([jnp.asarray(0.5, dtype), jnp.asarray(config.label_noise, dtype)])
+        sign, flip = jax.vmap(lambda k, p: jax.random.bernoulli(k, p, (n,)))(jnp.stack([k_y, k_flip]), p)
+        y = jnp.where(sign, 1.0, -1.0).astype(dtype)
         v = z.at[:, 0].add(config.separation * y)
         X = v / jnp.linalg.norm(v, axis=1, keepdims=True)
-    else:
-        X = z / jnp.linalg.norm(z, axis=1, keepdims=True)
-        teacher = model.init_params(task_key, d, TEACHER_WIDTH, TEACHER_DEPTH, dtype)
-        y = jnp.sign(model.forward(teacher, X, config.activation))
-        y = jnp.where(y == 0, 1.0, y)
+        return X, jnp.where(flip, -y, y)
+    X = z / jnp.linalg.norm(z, axis=1, keepdims=True)
+    y = jnp.sign(model.forward(teacher, X, config.activation))
+    y = jnp.where(y == 0, 1.0, y)
     flip = jax.random.bernoulli(k_flip, config.label_noise, (n,))
     return X, jnp.where(flip, -y, y)
 
 
 def make_data(config, key, dtype) -> Data:
-    """S, the fresh samples and the test set, independent draws of one task."""
-    task_key, k_train, k_fresh, k_test = jax.random.split(key, 4)
-    X, y = draw(config, task_key, k_train, config.train_samples(), dtype)
-    X_fresh, y_fresh = draw(config, task_key, k_fresh, max(config.replicas, 1), dtype)
-    X_test, y_test = draw(config, task_key, k_test, config.test_samples, dtype)
+    """S, the fresh samples and the test set, independent draws of one task (the teacher drawn once, the three
+    draws' keys split in one vmapped call: the keys of `draw`)."""
+    keys = jax.random.split(key, 4)
+    teacher = _teacher(config, keys[0], dtype)
+    k_train, k_fresh, k_test = jax.vmap(lambda k: jax.random.split(k, 3))(keys[1:])
+    X, y = _draw(config, teacher, k_train, config.train_samples(), dtype)
+    X_fresh, y_fresh = _draw(config, teacher, k_fresh, max(config.replicas, 1), dtype)
+    X_test, y_test = _draw(config, teacher, k_test, config.test_samples, dtype)
     return Data(X, y, X_fresh[:config.replicas], y_fresh[:config.replicas], X_test, y_test)

@@ -68,11 +68,12 @@ def _replica_sets(d: data_lib.Data, R: int):
 def setup(config: Config, key) -> Context:
     """The data from (key, data_seed), w_0 with every entry N(0, 1) (folded with the shape, so runs at different
     widths do not share a prefix of their draws), and the replicas' training sets."""
-    data_key, param_key = jax.random.split(key)
-    data_key = jax.random.fold_in(data_key, config.data_seed)
+    # fold_in(data key, data_seed) and fold_in(param key, width) in one vmapped call: the same keys, one hash.
+    folds = jnp.stack([jnp.asarray(config.data_seed, "uint32"), jnp.asarray(config.width, "uint32")])
+    data_key, param_key = jax.vmap(jax.random.fold_in)(jax.random.split(key), folds)
     dtype = jnp.result_type(float)
     d = data_lib.make_data(config, data_key, dtype)
-    param_key = jax.random.fold_in(jax.random.fold_in(param_key, config.width), config.depth)
+    param_key = jax.random.fold_in(param_key, config.depth)
     w0 = model.init_params(param_key, config.dim, config.width, config.depth, dtype)
     if config.task == "xor" and config.xor_init == "fan_in":  # w_j ~ N(0, I_d / d): w_j . x ~ N(0, 1) (data.py)
         w0 = dict(w0, first=w0["first"] / jnp.sqrt(jnp.asarray(config.dim, dtype)))

@@ -116,6 +116,24 @@ def test_margin_is_zero_when_one_input_carries_both_labels(deep, gram):
     assert float(gamma) <= np.sqrt(1e2 * np.finfo(np.float64).eps * float(jnp.max(jnp.diag(K))))
 
 
+def test_flat_draws_and_batched_keys_give_jax_randoms_numbers_exactly():
+    # The sim draws for compile time (one flat hash per draw, keys and coin flips batched by vmap); the numbers must
+    # be jax.random's own, bit for bit, or every result would change.
+    key = jax.random.key(11)
+    np.testing.assert_array_equal(model.normal(key, (7, 5, 3), jnp.float64), jax.random.normal(key, (7, 5, 3)))
+    np.testing.assert_array_equal(model.bernoulli(key, 0.3, (9, 4)), jax.random.bernoulli(key, 0.3, (9, 4)))
+    keys = jax.random.split(key, 4)
+    for i, k in enumerate(jax.vmap(lambda k: jax.random.split(k, 3))(keys)):
+        np.testing.assert_array_equal(jax.random.key_data(k), jax.random.key_data(jax.random.split(keys[i], 3)))
+    folded = jax.vmap(jax.random.fold_in)(keys[:2], jnp.array([5, 64], "uint32"))
+    for i, data_ in enumerate((5, 64)):
+        np.testing.assert_array_equal(jax.random.key_data(folded[i]),
+                                      jax.random.key_data(jax.random.fold_in(keys[i], data_)))
+    sign, flip = jax.vmap(lambda k, p: jax.random.bernoulli(k, p, (6,)))(keys[:2], jnp.array([0.5, 0.2]))
+    np.testing.assert_array_equal(sign, jax.random.bernoulli(keys[0], 0.5, (6,)))
+    np.testing.assert_array_equal(flip, jax.random.bernoulli(keys[1], 0.2, (6,)))
+
+
 def test_replica_sets_swap_or_drop_exactly_one_sample():
     cfg = Config(dim=3, samples=6, replicas=2, test_samples=4)
     d = data.make_data(cfg, jax.random.key(3), jnp.float64)
