@@ -98,12 +98,13 @@ def memory_limit() -> int:
     return int(0.8 * available / jax.local_device_count())
 
 
-def batch_size(spec: Simulator, config, members: int, devices: int, chunk: int | None, limit: int) -> int:
+def batch_size(spec: Simulator, config, members: int, devices: int, chunk: int | None, limit: int,
+               per_member: int | None = None) -> int:
     """Members per program: `chunk` if given, else as many as fit in `limit` bytes per device (all if they fit).
 
     Raises ConfigError, before anything is compiled, when not even one member per device fits.
     """
-    per_member = member_bytes(spec, config)
+    per_member = member_bytes(spec, config) if per_member is None else per_member
     fit = limit // max(per_member, 1)
     if fit < 1:
         static = " ".join(f"{k}={getattr(config, k)}" for k in ("particles", "samples", "dim") if hasattr(config, k))
@@ -130,7 +131,10 @@ def run_groups(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int
     traced = {n: v for n, v in _coerced(spec.config, grid).items() if config_lib.is_traced(spec.config, n)}
     devices = list(devices if devices is not None else devices_lib.sweep_devices())
     limit = limit or memory_limit()
-    sizes = [batch_size(spec, configs[0], len(configs), len(devices), chunk, limit) for _, configs in plans]
+    # The estimate traces setup and start (75 ms for a tiny sim): once per group.
+    estimates = [member_bytes(spec, configs[0]) for _, configs in plans]
+    sizes = [batch_size(spec, configs[0], len(configs), len(devices), chunk, limit, per_member)
+             for (_, configs), per_member in zip(plans, estimates)]
     checkpoints = Checkpoints(checkpoint_dir, writer=devices_lib.is_writer())
     # The precision is part of the plan: float32 and float64 members differ in data and results, and must not mix.
     checkpoints.check_plan(dict(sim=spec.name, config=config_lib.to_dict(base), grid=grid, seeds=seeds,
@@ -145,7 +149,7 @@ def run_groups(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int
     for g, ((static, configs), size) in enumerate(zip(plans, sizes)):
         label = f"[group {g + 1}/{len(plans)}]" + "".join(f" {k}={v}" for k, v in static.items())
         count = math.ceil(len(configs) / size)
-        say(f"{label}: {len(configs)} members, about {_mb(member_bytes(spec, configs[0]))} each; "
+        say(f"{label}: {len(configs)} members, about {_mb(estimates[g])} each; "
             f"{count} batch(es) of <= {size} over {len(devices)} device(s)")
         t0, before = time.perf_counter(), compile_lib.stats()["compile_seconds"]
         parts = []

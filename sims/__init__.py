@@ -165,6 +165,7 @@ def sweep(name: str, grid: dict[str, Sequence[Any]] | None = None, seeds: int | 
     attrs = dict(sim=name, preset=preset or "", config=config_lib.to_dict(cfg),
                  grid={k: [config_lib.coerce(sim.config, k, v) for v in vs] for k, vs in grid.items()},
                  seeds=seed_list, compile_seconds=compile_seconds, compilations=after["compiles"] - before["compiles"],
+                 compile_work_seconds=after["compile_work_seconds"] - before["compile_work_seconds"],
                  run_seconds=time.perf_counter() - t0 - compile_seconds, batches_from_checkpoint=loaded,
                  **export.environment())
     return export.to_dataset(sim, groups, list(grid), cfg.record_every, attrs)
