@@ -70,6 +70,11 @@ def plan(spec: Simulator, base, grid: dict[str, list], seeds: Sequence[int]) -> 
                                          f"allowed: {', '.join(sorted(names))}")
         if not values:
             raise config_lib.ConfigError(f"--sweep={name}=: needs at least one value")
+        if name in spec.outputs:
+            # xarray cannot hold a coordinate and a variable of one name: refused before anything runs, not at export.
+            raise config_lib.ConfigError(f"--sweep={name}=...: {name!r} is also the name of one of "
+                                         f"{spec.name!r}'s outputs, so it cannot be a sweep axis; allowed: one run "
+                                         f"per value (--{name}=VALUE)")
     grid = _coerced(cls, grid)
     for name, values in grid.items():
         for v in values:

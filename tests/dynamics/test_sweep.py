@@ -62,3 +62,13 @@ def test_adding_seeds_leaves_earlier_seeds_unchanged():
     two = sims.sweep("mfld", {}, 2, **SMALL)
     three = sims.sweep("mfld", {}, 3, **SMALL)
     _assert_same(two, three.isel(seed=slice(0, 2)))
+
+
+def test_sweeping_a_parameter_named_like_an_output_is_refused_before_running():
+    """implicit_bias has a parameter `loss` and an output `loss`: one Dataset cannot hold both, so the sweep is refused
+    with a one-line error naming it, before anything compiles (it used to fail at export, after the whole run)."""
+    from dynamics import sweep
+    from dynamics.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"--sweep=loss=\.\.\.: 'loss' is also the name"):
+        sweep.plan(sims.load("implicit_bias"), sims.make_config("implicit_bias"), {"loss": ["exponential"]}, [0])
