@@ -206,20 +206,26 @@ def _compiled(fn, *args):
     return compiled, time.perf_counter() - t0, len(re.findall(r"\bdot\(", compiled.as_text()))
 
 
-def engine_program(cfg: Config, key, steps: int):
-    """The engine running `steps` steps (one `trajectory.advance` chunk, one record), compiled: (run, compile
-    seconds, dots, initial carry, context); run() executes and blocks until the result is ready."""
+def engine_scan(cfg: Config, key, steps: int):
+    """The engine's `steps` steps (one `trajectory.advance` chunk, one record), jitted, and its arguments
+    (cfg, context, initial carry): setup and start have run."""
     simulation = SIMULATOR.simulation
     context = jax.jit(lambda c, k: trajectory.setup(simulation, c, k))(cfg, key)
     carry, _ = jax.jit(lambda c, x, k: trajectory.start(simulation, c, x, k))(cfg, context, key)
-    compiled, seconds, dots = _compiled(jax.jit(lambda c, x, k: trajectory.advance(simulation, c, x, k, 1, steps)),
-                                        cfg, context, carry)
-    return (lambda: jax.block_until_ready(compiled(cfg, context, carry))), seconds, dots, carry, context
+    return jax.jit(lambda c, x, k: trajectory.advance(simulation, c, x, k, 1, steps)), (cfg, context, carry)
 
 
-def matmul_only_program(N: int, n: int, d: int, steps: int):
+def engine_program(cfg: Config, key, steps: int):
+    """The engine running `steps` steps (`engine_scan`), compiled: (run, compile seconds, dots, initial carry,
+    context); run() executes and blocks until the result is ready."""
+    fn, args = engine_scan(cfg, key, steps)
+    compiled, seconds, dots = _compiled(fn, *args)
+    return (lambda: jax.block_until_ready(compiled(*args))), seconds, dots, args[2], args[1]
+
+
+def matmul_only_scan(N: int, n: int, d: int, steps: int):
     """A jitted scan of only the step's two matrix products, X1 @ Z^T (N x d x n) and G @ Z (N x n x d), each
-    feeding the next and the carry so XLA can neither drop nor hoist them: (run, compile seconds, dots)."""
+    feeding the next and the carry so XLA can neither drop nor hoist them, and its arguments (X, Z)."""
     k1, k2 = jax.random.split(jax.random.key(1))
     X, Z = jax.random.normal(k1, (N, d), jnp.float32), jax.random.normal(k2, (n, d), jnp.float32)
     eps = 1e-3 / n
@@ -227,8 +233,14 @@ def matmul_only_program(N: int, n: int, d: int, steps: int):
     def body(X, _):
         return X + eps * ((X @ Z.T) @ Z), None   # (N, n) then (N, d)
 
-    compiled, seconds, dots = _compiled(jax.jit(lambda X, Z: jax.lax.scan(body, X, None, length=steps)[0]), X, Z)
-    return (lambda: jax.block_until_ready(compiled(X, Z))), seconds, dots
+    return jax.jit(lambda X, Z: jax.lax.scan(body, X, None, length=steps)[0]), (X, Z)
+
+
+def matmul_only_program(N: int, n: int, d: int, steps: int):
+    """`matmul_only_scan`, compiled: (run, compile seconds, dots)."""
+    fn, args = matmul_only_scan(N, n, d, steps)
+    compiled, seconds, dots = _compiled(fn, *args)
+    return (lambda: jax.block_until_ready(compiled(*args))), seconds, dots
 
 
 def noise_only_program(N: int, p: int, steps: int, cfg: Config):
