@@ -41,8 +41,8 @@ def test_float64_tanh_is_jnp_tanh_bit_for_bit():
     assert np.array_equal(np.asarray(model._tanh(u)), np.asarray(jnp.tanh(u)))
 
 
-@pytest.mark.parametrize("block", [1, 7, 300])
-@pytest.mark.parametrize("loss", ["squared", "logistic"])
+@pytest.mark.parametrize("block", [pytest.param(1, marks=pytest.mark.slow), 7, pytest.param(300, marks=pytest.mark.slow)])
+@pytest.mark.parametrize("loss", ["squared", pytest.param("logistic", marks=pytest.mark.slow)])
 def test_blocked_gradient_equals_unblocked_to_round_off(block, loss):
     """Blocking only regroups the sum over particles of f_rho (float64: 1e-13 relative), whether or not B divides N
     (zero-padded particles add nothing)."""
@@ -71,6 +71,7 @@ def test_automatic_block_keeps_one_block_within_the_element_budget(particles, sa
     assert model.particle_block(config, samples) == expected
 
 
+@pytest.mark.slow
 def test_blocked_step_holds_no_particles_by_samples_array():
     """The compiled blocked drift's temporaries stay below one (N, n) array (float64: N n 8 bytes) at N = 8192,
     n = 512, B = 256; the unblocked drift's exceed it (it stores the (N, n) activations)."""
