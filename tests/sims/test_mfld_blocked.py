@@ -41,8 +41,11 @@ def test_float64_tanh_is_jnp_tanh_bit_for_bit():
     assert np.array_equal(np.asarray(model._tanh(u)), np.asarray(jnp.tanh(u)))
 
 
-@pytest.mark.parametrize("block", [pytest.param(1, marks=pytest.mark.slow), 7, pytest.param(300, marks=pytest.mark.slow)])
-@pytest.mark.parametrize("loss", ["squared", pytest.param("logistic", marks=pytest.mark.slow)])
+SLOW = pytest.mark.slow
+
+
+@pytest.mark.parametrize("block", [pytest.param(1, marks=SLOW), 7, pytest.param(300, marks=SLOW)])
+@pytest.mark.parametrize("loss", ["squared", pytest.param("logistic", marks=SLOW)])
 def test_blocked_gradient_equals_unblocked_to_round_off(block, loss):
     """Blocking only regroups the sum over particles of f_rho (float64: 1e-13 relative), whether or not B divides N
     (zero-padded particles add nothing)."""
