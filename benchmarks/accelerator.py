@@ -135,6 +135,18 @@ def _program(fn, args):
     return (lambda: jax.block_until_ready(compiled(*args))), compiled, seconds, dots
 
 
+def _add_if_fits(fns: dict, notes: list, compiles: list, limit: int, name: str, label: str, scan) -> None:
+    """Compiles `scan` (fn, args), logs its compile time under `label`, and adds its run to `fns` as `name` unless
+    the compiled program needs more than `limit` bytes (then a note says so)."""
+    run, compiled, seconds, dots = _program(*scan)
+    compiles.append((f"{label} ({dots} dots)", seconds))
+    need = program_bytes(compiled)
+    if need is not None and need > limit:
+        notes.append(f"{name} SKIPPED: the compiled program needs {_mb(need)} > {_mb(limit)}")
+    else:
+        fns[name] = run
+
+
 def part_particles(size: dict, limit: int, compiles: list) -> tuple[list[dict], dict | None]:
     """Part 1 (and the memory of part 3), largest N first: rows of per-step seconds, and the largest run's memory."""
     n, d = size["samples"], size["dim"]
@@ -171,22 +183,12 @@ def part_particles(size: dict, limit: int, compiles: list) -> tuple[list[dict], 
             if flat_estimate > limit:
                 notes.append(f"unblocked SKIPPED: the engine estimates {_mb(flat_estimate)} > {_mb(limit)}")
             else:
-                run_flat, compiled_flat, seconds, dots = _program(*engine_scan(flat, jax.random.key(0), steps))
-                compiles.append((f"mfld advance N={N:,}, unblocked ({dots} dots)", seconds))
-                flat_need = program_bytes(compiled_flat)
-                if flat_need is not None and flat_need > limit:
-                    notes.append(f"unblocked SKIPPED: the compiled step needs {_mb(flat_need)} > {_mb(limit)}")
-                else:
-                    fns["unblocked"] = run_flat
+                _add_if_fits(fns, notes, compiles, limit, "unblocked", f"mfld advance N={N:,}, unblocked",
+                             engine_scan(flat, jax.random.key(0), steps))
         else:
             notes.append("unblocked: the automatic block is all N particles already")
-        run_mm, compiled_mm, seconds, _ = _program(*matmul_only_scan(N, n, d, steps))
-        compiles.append((f"matmul-only scan N={N:,}", seconds))
-        mm_need = program_bytes(compiled_mm)
-        if mm_need is not None and mm_need > limit:
-            notes.append(f"matmul-only SKIPPED: it needs {_mb(mm_need)} > {_mb(limit)}")
-        else:
-            fns["matmul"] = run_mm
+        _add_if_fits(fns, notes, compiles, limit, "matmul", f"matmul-only scan N={N:,}",
+                     matmul_only_scan(N, n, d, steps))
         print(f"    memory: engine estimate {_mb(estimate)}, compiled step {_mb(need)}; timing "
               f"{', '.join(fns)}: best/median of {size['repeats']}")
         t = timed(fns, size, warm)
