@@ -9,6 +9,8 @@
    the noise off, the engine (float32) and NumPy (float64) agree to a relative 1e-3.
 2. The engine's step time over that of its two matrix products alone (X1 @ Z^T, G @ Z), and the noise's share;
    beside the automatic particle block, the other choice (blocked where one block is automatic, else unblocked).
+   And f_rho's reduction sum_i w_i t_i alone: as a vector-matrix product, plain and vmapped (XLA:CPU emits a batched
+   one as a naive loop, up to 20x slower), and as the two-row matrix product the sim uses, vmapped.
 3. A 16-temperature vmapped sweep (`dynamics.sweep.run_groups`) against a Python loop of 16 single runs: a moderate
    size (tanh, N=1024, n=256, d=16) and the `tanh2d_oracle` preset of the theory checks (N=16, n=4), where per-step
    overhead dominates (record_every=steps there, so the per-record dual quadrature does not dominate).
@@ -256,6 +258,29 @@ def noise_only_program(N: int, p: int, steps: int, cfg: Config):
     return lambda: jax.block_until_ready(compiled(x))
 
 
+def weighted_rows_programs(N: int, n: int, steps: int) -> dict:
+    """f_rho's reduction sum_i w_i t_i over an (N, n) array, `steps` times in a scan, three ways: the plain
+    vector-matrix product, the same under `vmap` (one system, as the sim's M axis and the runner's member axis make
+    it), and the two-row matrix product the sim uses (`model._weighted_rows`) under `vmap`."""
+    k1, k2 = jax.random.split(jax.random.key(3))
+    t, w = jax.random.normal(k1, (N, n), jnp.float32), jax.random.normal(k2, (N,), jnp.float32)
+
+    def scan(product):
+        def body(w, _):  # each product feeds the next weights, so XLA can neither drop nor hoist it
+            return w + 1e-9 * jnp.sum(product(w, t)), None
+        return lambda w, t: jax.lax.scan(body, w, None, length=steps)[0]
+
+    vecmat = scan(lambda w, t: w @ t)
+    two_row = scan(lambda w, t: (jnp.stack([w, jnp.zeros_like(w)]) @ t)[0])
+    programs = dict(plain=(jax.jit(vecmat), (w, t)), vmapped=(jax.jit(jax.vmap(vecmat)), (w[None], t[None])),
+                    two_row=(jax.jit(jax.vmap(two_row)), (w[None], t[None])))
+    out = {}
+    for name, (fn, args) in programs.items():
+        compiled = fn.lower(*args).compile()
+        out[name] = (lambda c=compiled, a=args: jax.block_until_ready(c(*a)))
+    return out
+
+
 def check_agreement(size: dict) -> str:
     """Engine step (float32) vs the NumPy reference (float64) from the same particles, no noise."""
     steps = size["check_steps"]
@@ -303,7 +328,9 @@ def part_throughput(size: dict) -> list[dict]:
             with blas_threads(lib, 1):
                 return reference.run(x0, np_steps)
 
-        contenders = dict(engine=engine, other=other, matmul=matmul, noise=noise, numpy=numpy_run)
+        rows_programs = weighted_rows_programs(N, n, steps)
+        contenders = dict(engine=engine, other=other, matmul=matmul, noise=noise, numpy=numpy_run,
+                          **{f"rows_{k}": v for k, v in rows_programs.items()})
         if lib is not None:  # else numpy's BLAS threads cannot be limited
             contenders["numpy1"] = numpy_1thread
         for fn in contenders.values():  # warm-up: first execution, page faults, BLAS thread start
@@ -324,10 +351,13 @@ def part_throughput(size: dict) -> list[dict]:
                          ("numpy", f"NumPy float32, BLAS threads as configured ({blas_default})"),
                          ("numpy1", "NumPy float32, BLAS limited to 1 thread"),
                          ("matmul", "matmul-only scan (X1@Z^T, G@Z)"),
-                         ("noise", "noise-only scan (jax.random.normal)")):
+                         ("noise", "noise-only scan (jax.random.normal)"),
+                         ("rows_plain", "sum_i w_i t_i: vector-matrix product"),
+                         ("rows_vmapped", "sum_i w_i t_i: vector-matrix product, vmapped"),
+                         ("rows_two_row", "sum_i w_i t_i: two-row matrix product, vmapped")):
             if k in best:
-                print(f"    {label:50s} {best[k] * 1e3:8.3f} ms/step (median {med[k] * 1e3:8.3f})  "
-                      f"{N / best[k]:11,.0f} particle-steps/s")
+                rate = "" if k.startswith("rows") else f"  {N / best[k]:11,.0f} particle-steps/s"
+                print(f"    {label:50s} {best[k] * 1e3:8.3f} ms/step (median {med[k] * 1e3:8.3f}){rate}")
         print(f"    engine / NumPy speed: {best['numpy_best'] / best['engine']:.2f}x (medians: "
               f"{med['numpy_best'] / med['engine']:.2f}x);  engine step / matmul-only: "
               f"{best['engine'] / best['matmul']:.2f}x (medians: {med['engine'] / med['matmul']:.2f}x)")
@@ -457,6 +487,8 @@ def main(argv=None) -> None:
         table += [(f"engine particle-steps/s, N={N}", N / b["engine"], "/s", None),
                   (f"NumPy particle-steps/s (faster BLAS setting), N={N}", N / b["numpy_best"], "/s", None),
                   (f"noise-only scan / engine step, N={N}", b["noise"] / b["engine"], "%", None),
+                  (f"sum_i w_i t_i vmapped: vector-matrix / two-row product, N={N}",
+                   b["rows_vmapped"] / b["rows_two_row"], "x", None),
                   (f"engine compile time, N={N}", r["engine_compile"], "s", None)]
     print(f"\n== summary ({mode}; best of repeats; {_cpu_model()}, {os.cpu_count()} cores, "
           f"{jax.devices()[0].platform}, {jnp.result_type(float).name}) ==")

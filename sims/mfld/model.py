@@ -114,6 +114,14 @@ def _tanh(u: jax.Array) -> jax.Array:
     return u * p / q
 
 
+def _weighted_rows(w_N, t_Nn):
+    """sum_i w_i t_i: (n,), as a two-row matrix product whose second row is zero. Under `vmap` (the M systems, the
+    sweep's members) a vector-matrix product becomes a batched one, which XLA:CPU runs up to 30x slower than the
+    plain one at N = 1024-2048; the two-row product takes the fast matrix-matrix path, batched or not
+    (benchmarks/mfld.py)."""
+    return (jnp.stack([w_N, jnp.zeros_like(w_N)]) @ t_Nn)[0]
+
+
 def _with_ones(z_nD):
     """(z, 1): (n, d + 1). The bias rides in the matrix products."""
     return jnp.concatenate([z_nD, jnp.ones((z_nD.shape[0], 1), z_nD.dtype)], axis=1)
@@ -132,7 +140,7 @@ def _tanh_neuron_sum(config, x_NP, z1_nD):
     block = particle_block(config, z1_nD.shape[0])
 
     def partial(x):
-        return jnp.tanh(x[:, d + 1]) @ _tanh(x[:, :d + 1] @ z1_nD.T)
+        return _weighted_rows(jnp.tanh(x[:, d + 1]), _tanh(x[:, :d + 1] @ z1_nD.T))
 
     if block >= x_NP.shape[0]:
         return R * partial(x_NP)
@@ -158,7 +166,7 @@ def _tanh_first_variation_grad(config, x_NP, z_nD, y_n):
     if block >= N:  # one block: f_rho from the stored activations (today's numbers, bit for bit, in float64)
         ta_N = jnp.tanh(x_NP[:, d + 1])
         t_Nn = _tanh(x_NP[:, :d + 1] @ z1_nD.T)
-        f_n = (R / N) * (ta_N @ t_Nn)
+        f_n = (R / N) * _weighted_rows(ta_N, t_Nn)
         return _tanh_pullback(config, ta_N, t_Nn, z1_nD, loss_slope(config, f_n, y_n) / z_nD.shape[0])
     s_n = loss_slope(config, _tanh_neuron_sum(config, x_NP, z1_nD) / N, y_n) / z_nD.shape[0]
 
