@@ -67,8 +67,8 @@ def merge_disjoint(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     xr.merge reindexes every part to the union of the coordinates before combining, so a scaling ladder's final
     particles (N/8 ... N, padded to N) briefly take several padded copies: 0.7 GB more than the run itself at
     N = 250,000 (benchmarks/mfld.py). Here each variable is allocated once, padded with xarray's own fill value
-    for its dtype (NaN; integers become float64, booleans object, as xr.merge does), and each part is written into
-    its cells.
+    for its dtype (NaN; integers and booleans become float64, as xr.merge does), and each part is written into its
+    cells.
     """
     from xarray.core.dtypes import maybe_promote  # the fill value and dtype xarray's outer join uses
 
@@ -77,7 +77,8 @@ def merge_disjoint(parts: Sequence[xr.Dataset]) -> xr.Dataset:
     data_vars = {}
     for name in dict.fromkeys(n for p in parts for n in p.data_vars):
         first = next(p[name] for p in parts if name in p.data_vars)
-        dtype, fill = maybe_promote(first.dtype)
+        # maybe_promote maps bool to object (bools and NaN), which netCDF cannot store; xr.merge gives float64.
+        dtype, fill = maybe_promote(np.dtype(float) if first.dtype == bool else first.dtype)
         out = np.full(tuple(len(indexes[d]) for d in first.dims), fill, dtype)
         for p in parts:
             if name in p.data_vars:

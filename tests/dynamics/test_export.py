@@ -175,3 +175,17 @@ def test_merging_disjoint_groups_equals_xarrays_outer_merge(grid):
     parts = [export._group_dataset(toy.SIMULATOR, g, 5) for g in groups]
     expected = xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop")
     xr.testing.assert_identical(export.merge_disjoint(parts), expected)
+
+
+def test_merging_disjoint_groups_stores_booleans_as_xarray_does_and_writes_them(tmp_path):
+    """A boolean output (ntk_stability's ntk_margin_converged) of groups that together fill every cell (a scaling
+    ladder, one seed): xr.merge's outer join makes it float64; the preallocated merge must too, not an object array
+    of bools, which netCDF cannot store."""
+    parts = [xr.Dataset({"ok": (("n", "seed"), np.array([[ok]])), "count": (("n", "seed"), np.array([[3]]))},
+                        coords={"n": [n], "seed": [0]}) for n, ok in [(50, True), (100, False)]]
+    merged = export.merge_disjoint(parts)
+    xr.testing.assert_identical(merged, xr.merge(parts, join="outer", compat="no_conflicts", combine_attrs="drop"))
+    export.write_netcdf(merged, str(tmp_path / "results.nc"))
+    back = xr.load_dataset(tmp_path / "results.nc", engine="h5netcdf")
+    assert back["ok"].dtype == np.float64
+    np.testing.assert_array_equal(back["ok"].values, [[1.0], [0.0]])
