@@ -25,9 +25,7 @@ and the end beside the numbers.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import platform
 import sys
 import time
 
@@ -38,10 +36,10 @@ import jax  # noqa: E402
 jax.config.update("jax_enable_x64", True)
 
 import jax.numpy as jnp  # noqa: E402
-import jaxlib  # noqa: E402
 import numpy as np  # noqa: E402
 
 import sims  # noqa: E402
+from benchmarks.mfld import _cpu_model, interleaved, machine_lines  # noqa: E402 -- printed and timed alike
 from dynamics import trajectory  # noqa: E402
 from sims.neural_collapse import SIMULATOR, sim  # noqa: E402
 
@@ -58,50 +56,13 @@ SWEEP_STEPS, SWEEP_REPEATS = 500, 3
 SOLVER_ITERATIONS = 20  # the relaxation's solver (untimed, host side): its optimum is not used by the timings
 
 
-def _cpu_model() -> str:
-    with contextlib.suppress(OSError), open("/proc/cpuinfo") as f:
-        for line in f:
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or platform.machine()
-
-
-def _blas() -> str:
-    try:
-        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
-        name = f"{blas.get('name')} {blas.get('version')}"
-    except Exception:  # noqa: BLE001 -- old numpy: no dict mode
-        name = "unknown"
-    env = {k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_NUM", "MKL_NUM"))}
-    return name + "; " + (" ".join(f"{k}={v}" for k, v in sorted(env.items())) if env else "thread env unset")
-
-
-def machine_lines() -> list[str]:
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return [
-        f"machine: {_cpu_model()} | {os.cpu_count()} logical cores ({usable} usable) | {platform.platform()}",
-        f"software: python {platform.python_version()} | jax {jax.__version__} | jaxlib {jaxlib.__version__} | "
-        f"numpy {np.__version__} (BLAS: {_blas()})",
-        f"devices: {jax.devices()} | float dtype: {jnp.result_type(float).name}"
-        + (f" | XLA_FLAGS={os.environ['XLA_FLAGS']}" if os.environ.get("XLA_FLAGS") else ""),
-    ]
-
-
 def _load() -> str:
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
 
 
-def interleaved(fns: dict, repeats: int, pause: float = 0.1) -> dict[str, np.ndarray]:
-    """Seconds per call of each function, interleaved repeat by repeat (so drift hits all alike); the untimed pause
-    lets the previous contender's worker threads (OpenBLAS, XLA) go idle."""
-    out = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            time.sleep(pause)
-            t0 = time.perf_counter()
-            fn()
-            out[name].append(time.perf_counter() - t0)
-    return {name: np.asarray(v) for name, v in out.items()}
+def _interleaved(fns: dict, repeats: int) -> dict[str, np.ndarray]:
+    """Seconds per call of each function, interleaved repeat by repeat (`benchmarks.mfld.interleaved`), as arrays."""
+    return {name: np.asarray(v) for name, v in interleaved(fns, repeats).items()}
 
 
 def _compiled(fn, *args):
@@ -181,7 +142,7 @@ def part_throughput() -> dict:
 
     run, compile_seconds = _compiled(simulate_fn(STEPS), config, key, refs)
     jax.block_until_ready(run(config, key, refs))  # warm-up
-    t = interleaved(dict(engine=lambda: jax.block_until_ready(run(config, key, refs)),
+    t = _interleaved(dict(engine=lambda: jax.block_until_ready(run(config, key, refs)),
                          numpy=lambda: reference.run(H0, NUMPY_STEPS)), REPEATS)
     per_step = dict(engine=t["engine"] / STEPS, numpy=t["numpy"] / NUMPY_STEPS)
     best = {k: float(v.min()) for k, v in per_step.items()}
@@ -228,7 +189,7 @@ def part_sweep() -> dict:
     sweep_H = np.asarray(sweep_run()["features"])  # warm-up, and the agreement of the two
     loop_H = np.stack([np.asarray(out["features"]) for out in loop_run()])
     diff = float(np.max(np.abs(sweep_H - loop_H)))
-    t = interleaved(dict(sweep=sweep_run, loop=loop_run), SWEEP_REPEATS)
+    t = _interleaved(dict(sweep=sweep_run, loop=loop_run), SWEEP_REPEATS)
     best = {k: float(v.min()) for k, v in t.items()}
     med = {k: float(np.median(v)) for k, v in t.items()}
     print(f"  N={N} (k={SWEEP['classes']}, n={SWEEP['per_class']}, d={SWEEP['dim']}), {SWEEP_STEPS} steps, {T} "

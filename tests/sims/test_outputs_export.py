@@ -12,10 +12,14 @@ import sims
 from dynamics import export, trajectory
 
 
+# Small problems where the host-side `prepare` (a solver) would otherwise dominate: dtypes do not depend on sizes.
+SMALL = {"neural_collapse": dict(solver_iterations=5), "implicit_bias": dict(classes=3, dim=4, per_class=5)}
+
+
 def _output_dtypes(name: str) -> dict:
-    """Each output's (dtype, shape) from the traced program (`jax.eval_shape`: nothing runs)."""
+    """Each output's (dtype, shape) from the traced program (`jax.eval_shape`: only `prepare` runs)."""
     spec = sims.load(name)
-    config, sim = sims.make_config(name), spec.simulation
+    config, sim = sims.make_config(name, **SMALL.get(name, {})), spec.simulation
     prepared = (spec.prepare(config),) if spec.prepare else ()
     key = jax.random.key(0)
     context = jax.eval_shape(lambda k, *p: trajectory.setup(sim, config, k, *p), key, *prepared)
