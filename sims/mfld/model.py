@@ -116,10 +116,10 @@ def _tanh(u: jax.Array) -> jax.Array:
 
 def _weighted_rows(w_N, t_Nn):
     """sum_i w_i t_i: (n,), as a two-row matrix product whose second row is zero. Under `vmap` (the M systems, the
-    sweep's members) a vector-matrix product becomes a batched one, which XLA:CPU ran up to 30x slower than the
-    plain one at N = 1024-2048 on an Intel Xeon; the two-row product takes the fast matrix-matrix path, batched or
-    not. On an AMD EPYC the batched product is fast and this form costs 2-8% of the step (benchmarks/mfld.py times
-    both): the smaller loss."""
+    sweep's members) a vector-matrix product becomes a batched one, which XLA:CPU ran an order of magnitude slower
+    than the plain one at N = 1024-2048 on an Intel Xeon; the two-row product takes the fast matrix-matrix path,
+    batched or not. On an AMD EPYC the batched product is fast and this form costs 2-8% of the step
+    (benchmarks/mfld.py times both): the smaller loss."""
     return (jnp.stack([w_N, jnp.zeros_like(w_N)]) @ t_Nn)[0]
 
 
