@@ -10,7 +10,8 @@
 2. The engine's step time over that of its two matrix products alone (X1 @ Z^T, G @ Z), and the noise's share;
    beside the automatic particle block, the other choice (blocked where one block is automatic, else unblocked).
    And f_rho's reduction sum_i w_i t_i alone: as a vector-matrix product, plain and vmapped (XLA:CPU emits a batched
-   one as a naive loop, up to 20x slower), and as the two-row matrix product the sim uses, vmapped.
+   one as a naive loop on an Intel Xeon, an order of magnitude slower), and as the two-row matrix product
+   the sim uses, vmapped.
 3. A 16-temperature vmapped sweep (`dynamics.sweep.run_groups`) against a Python loop of 16 single runs: a moderate
    size (tanh, N=1024, n=256, d=16) and the `tanh2d_oracle` preset of the theory checks (N=16, n=4), where per-step
    overhead dominates (record_every=steps there, so the per-record dual quadrature does not dominate).
@@ -271,7 +272,7 @@ def weighted_rows_programs(N: int, n: int, steps: int) -> dict:
         return lambda w, t: jax.lax.scan(body, w, None, length=steps)[0]
 
     vecmat = scan(lambda w, t: w @ t)
-    two_row = scan(lambda w, t: (jnp.stack([w, jnp.zeros_like(w)]) @ t)[0])
+    two_row = scan(model._weighted_rows)
     programs = dict(plain=(jax.jit(vecmat), (w, t)), vmapped=(jax.jit(jax.vmap(vecmat)), (w[None], t[None])),
                     two_row=(jax.jit(jax.vmap(two_row)), (w[None], t[None])))
     out = {}

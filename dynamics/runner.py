@@ -21,7 +21,7 @@ from dynamics import devices as devices_lib
 from dynamics import trajectory
 from dynamics.checkpoint import Checkpoints
 
-__all__ = ["run_batch", "prefetch", "chunk_records", "member_bytes", "clear_caches"]
+__all__ = ["run_batch", "prefetch", "chunk_records", "member_shapes", "member_bytes", "clear_caches"]
 
 
 def chunk_records(total: int, target_chunks: int = 20) -> int:
@@ -32,13 +32,20 @@ def chunk_records(total: int, target_chunks: int = 20) -> int:
     return best if best * 200 >= total else total
 
 
-def member_bytes(sim, config) -> int:
-    """Estimated device memory of one member: its context once, its carry twice (the chunk's input and output), a
-    scan chunk of records, and the sim's own estimate of its step's temporaries (`sim.workspace`)."""
+def member_shapes(sim, config):
+    """(context, carry, first record) of one member as `jax.ShapeDtypeStruct` pytrees (`jax.eval_shape`: only the
+    sim's host-side `prepare` runs)."""
     prepared = (sim.prepare(config),) if sim.prepare else ()
     key = jax.random.key(0)
     context = jax.eval_shape(lambda k, *p: trajectory.setup(sim.simulation, config, k, *p), key, *prepared)
     carry, record = jax.eval_shape(lambda ctx, k: trajectory.start(sim.simulation, config, ctx, k), context, key)
+    return context, carry, record
+
+
+def member_bytes(sim, config) -> int:
+    """Estimated device memory of one member: its context once, its carry twice (the chunk's input and output), a
+    scan chunk of records, and the sim's own estimate of its step's temporaries (`sim.workspace`)."""
+    context, carry, record = member_shapes(sim, config)
     nbytes = lambda tree: sum(math.prod(x.shape) * x.dtype.itemsize for x in jax.tree_util.tree_leaves(tree)
                               if not jnp.issubdtype(x.dtype, jax.dtypes.prng_key))
     total = config.steps // config.record_every

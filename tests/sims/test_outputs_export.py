@@ -9,7 +9,7 @@ import pytest
 import xarray as xr
 
 import sims
-from dynamics import export, trajectory
+from dynamics import export, runner, trajectory
 
 
 # Small problems where the host-side `prepare` (a solver) would otherwise dominate: dtypes do not depend on sizes.
@@ -19,12 +19,9 @@ SMALL = {"neural_collapse": dict(solver_iterations=5), "implicit_bias": dict(cla
 def _output_dtypes(name: str) -> dict:
     """Each output's (dtype, shape) from the traced program (`jax.eval_shape`: only `prepare` runs)."""
     spec = sims.load(name)
-    config, sim = sims.make_config(name, **SMALL.get(name, {})), spec.simulation
-    prepared = (spec.prepare(config),) if spec.prepare else ()
-    key = jax.random.key(0)
-    context = jax.eval_shape(lambda k, *p: trajectory.setup(sim, config, k, *p), key, *prepared)
-    carry, first = jax.eval_shape(lambda c, k: trajectory.start(sim, config, c, k), context, key)
-    final = jax.eval_shape(lambda c, s: trajectory.finish(sim, config, c, s), context, carry)
+    config = sims.make_config(name, **SMALL.get(name, {}))
+    context, carry, first = runner.member_shapes(spec, config)
+    final = jax.eval_shape(lambda c, s: trajectory.finish(spec.simulation, config, c, s), context, carry)
     return {k: (v.dtype, v.shape) for k, v in {**first, **final}.items()}
 
 
